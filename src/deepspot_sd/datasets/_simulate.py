@@ -1,0 +1,459 @@
+"""smFISH image simulator: backgrounds, spots with exact centres, and the enhancement target.
+
+All randomness comes from one :class:`numpy.random.Generator`; the same seed gives the same data.
+
+Conventions
+-----------
+* Coordinates are ``(row, col)`` floats; pixel ``(i, j)`` covers ``[i - 0.5, i + 0.5) x [j - 0.5, j + 0.5)``,
+  so a spot centred on a pixel has integer coordinates.
+* Intensities are on an 8-bit-like photon scale (background mean 80–150 by default) before the optional
+  camera model (``camera_gain``, ``camera_offset``) maps them to raw counts.
+* **SNR** of a spot = (height of its brightest noise-free pixel above the noise-free local background)
+  / (standard deviation of the pixel noise at the image's mean background level). This one definition is used
+  by the simulator, the benchmarks and the docs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from deepspot_sd._validation import check_positive
+
+__all__ = [
+    "STAMP",
+    "SimulatedImage",
+    "perlin_background",
+    "render_spots",
+    "sample_spot_positions",
+    "simulate_image",
+    "stamp_target",
+]
+
+#: The 3x3 target stamp of the original DeepSpot code: 255 centre, 230 edges, 200 corners.
+STAMP = np.array([[200.0, 230.0, 200.0], [230.0, 255.0, 230.0], [200.0, 230.0, 200.0]], dtype=np.float32)
+
+Family = Literal["fixed", "variable", "hybrid"]
+
+
+@dataclass(frozen=True)
+class SimulatedImage:
+    """One simulated smFISH image and its ground truth.
+
+    Attributes
+    ----------
+    image
+        ``float32 (y, x)`` raw image (after the camera model when one was requested).
+    target
+        ``float32 (y, x)`` enhancement target on the 8-bit-like scale: the noisy image (before the camera
+        model), non-spot intensities optionally capped, with :data:`STAMP` at every spot centre.
+    spots
+        ``float64 (n, 2)`` exact spot centres ``(row, col)``.
+    heights
+        ``float64 (n,)`` height of each spot's brightest noise-free pixel above the local background.
+    sigmas
+        ``float64 (n,)`` Gaussian PSF sigma of each spot in pixels.
+    snr
+        ``float64 (n,)`` signal-to-noise ratio of each spot (definition in the module docstring).
+    background
+        ``float32 (y, x)`` noise-free background without spots, on the 8-bit-like scale (non-spot structures
+        such as blobs included).
+    noise_std
+        Pixel-noise standard deviation at the mean background level, on the 8-bit-like scale.
+    params
+        The drawn scalar parameters (background mean, camera gain, ...), for reporting.
+    """
+
+    image: np.ndarray
+    target: np.ndarray
+    spots: np.ndarray
+    heights: np.ndarray
+    sigmas: np.ndarray
+    snr: np.ndarray
+    background: np.ndarray
+    noise_std: float
+    params: dict = field(default_factory=dict)
+
+
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float], size: int | None = None) -> np.ndarray | float:
+    low, high = float(bounds[0]), float(bounds[1])
+    if high < low:
+        raise ValueError(f"Range {bounds} should be (low, high) with low <= high.")
+    return rng.uniform(low, high, size=size)
+
+
+def smooth_field(shape: tuple[int, int], period_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Return a smooth random field with unit standard deviation and features about ``period_px`` wide.
+
+    Random values on a coarse grid (one node every ``period_px`` pixels) interpolated with cubic splines:
+    the value-noise form of Perlin noise.
+    """
+    check_positive("period_px", period_px)
+    grid_shape = tuple(int(np.ceil(s / period_px)) + 4 for s in shape)
+    grid = rng.standard_normal(grid_shape)
+    rows = np.arange(shape[0]) / period_px + 1.5
+    cols = np.arange(shape[1]) / period_px + 1.5
+    coords = np.meshgrid(rows, cols, indexing="ij")
+    field_ = ndimage.map_coordinates(grid, coords, order=3, mode="mirror")
+    std = field_.std()
+    return ((field_ - field_.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def perlin_background(
+    shape: tuple[int, int],
+    *,
+    mean: float,
+    texture_std: float,
+    rng: np.random.Generator,
+    octaves: tuple[float, ...] = (64.0, 24.0, 8.0),
+    elastic_alpha_px: float = 6.0,
+) -> np.ndarray:
+    """Simulate a cytoplasm-like textured background (paper §3.1.3), noise-free.
+
+    Parameters
+    ----------
+    shape
+        ``(y, x)`` size in pixels.
+    mean
+        Mean intensity of the background.
+    texture_std
+        Standard deviation of the texture around ``mean``.
+    rng
+        Random generator.
+    octaves
+        Feature sizes in pixels of the summed smooth fields (coarse to fine, weights halving).
+    elastic_alpha_px
+        Amplitude in pixels of the smooth elastic deformation applied to the texture (0 disables it).
+
+    Returns
+    -------
+    ``float32 (y, x)`` background, at least 0.
+    """
+    texture = np.zeros(shape, dtype=np.float32)
+    for k, period in enumerate(octaves):
+        texture += 0.5**k * smooth_field(shape, period, rng)
+    if elastic_alpha_px > 0:
+        dy = elastic_alpha_px * smooth_field(shape, 32.0, rng)
+        dx = elastic_alpha_px * smooth_field(shape, 32.0, rng)
+        rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+        texture = ndimage.map_coordinates(texture, [rows + dy, cols + dx], order=1, mode="mirror")
+    std = texture.std()
+    texture = (texture - texture.mean()) / (std if std > 0 else 1.0)
+    return np.maximum(mean + texture_std * texture, 0.0).astype(np.float32)
+
+
+def sample_spot_positions(
+    shape: tuple[int, int],
+    n_spots: int,
+    rng: np.random.Generator,
+    *,
+    min_distance_px: float = 2.0,
+    cluster_fraction: float = 0.0,
+    cluster_radius_px: float = 5.0,
+    mask: np.ndarray | None = None,
+    max_tries: int = 200,
+) -> np.ndarray:
+    """Draw ``n_spots`` float ``(row, col)`` positions at least ``min_distance_px`` apart.
+
+    A ``cluster_fraction`` of the spots is placed around a few cluster centres within ``cluster_radius_px``
+    (dense, touching spots as around transcription sites). Positions lie in ``[0, size - 1]`` and, when
+    ``mask`` is given, on pixels where it is true.
+
+    Raises
+    ------
+    ValueError
+        If the requested number of spots does not fit at the requested distance.
+    """
+    if n_spots < 0:
+        raise ValueError(f"Parameter n_spots should be >= 0, got {n_spots}.")
+    spots = np.empty((0, 2))
+    if n_spots == 0:
+        return spots
+    upper = np.array(shape, dtype=float) - 1.0
+    n_cluster = int(round(cluster_fraction * n_spots))
+    n_centres = max(1, n_cluster // 8)
+    centres = rng.uniform(0, 1, size=(n_centres, 2)) * upper
+    accepted: list[np.ndarray] = []
+    tree: cKDTree | None = None
+    tries = 0
+    while len(accepted) < n_spots:
+        tries += 1
+        if tries > max_tries:
+            raise ValueError(
+                f"Could not place {n_spots} spots at least {min_distance_px} px apart in an image of shape {shape}; "
+                "lower n_spots or min_distance_px."
+            )
+        need = n_spots - len(accepted)
+        batch = 2 * need + 16
+        in_cluster = len(accepted) < n_cluster
+        if in_cluster:
+            which = rng.integers(0, n_centres, size=batch)
+            offsets = rng.normal(0, cluster_radius_px / 2, size=(batch, 2))
+            cand = np.clip(centres[which] + offsets, 0, upper)
+        else:
+            cand = rng.uniform(0, 1, size=(batch, 2)) * upper
+        if mask is not None:
+            ij = np.floor(cand + 0.5).astype(int)
+            cand = cand[mask[ij[:, 0], ij[:, 1]]]
+        for point in cand:
+            if len(accepted) >= (n_cluster if in_cluster else n_spots):
+                break
+            if min_distance_px > 0 and accepted:
+                if tree is not None and tree.query_ball_point(point, min_distance_px - 1e-9):
+                    continue
+                recent = np.asarray(accepted[-64:])
+                if np.any(np.hypot(*(recent - point).T) < min_distance_px):
+                    continue
+            accepted.append(point)
+            if len(accepted) % 64 == 0:
+                tree = cKDTree(np.asarray(accepted))
+    return np.asarray(accepted, dtype=np.float64)
+
+
+def render_spots(
+    shape: tuple[int, int],
+    spots: np.ndarray,
+    heights: np.ndarray,
+    sigmas: np.ndarray,
+    *,
+    origin: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """Render Gaussian spots whose brightest pixel equals their height.
+
+    Parameters
+    ----------
+    shape
+        ``(y, x)`` size of the rendered array.
+    spots
+        ``(n, 2)`` centres ``(row, col)`` in the coordinates of the full image.
+    heights, sigmas
+        ``(n,)`` brightest-pixel height and PSF sigma in pixels.
+    origin
+        Full-image coordinates of this array's pixel ``(0, 0)``; lets a large image be rendered chunk by chunk
+        with spots from neighbouring chunks contributing their tails.
+
+    Returns
+    -------
+    ``float32 (y, x)`` spot image (0 where there are no spots).
+    """
+    out = np.zeros(shape, dtype=np.float32)
+    for (row, col), height, sigma in zip(np.asarray(spots) - np.asarray(origin), heights, sigmas, strict=True):
+        radius = int(np.ceil(4 * sigma)) + 1
+        r0, c0 = int(np.floor(row)) - radius, int(np.floor(col)) - radius
+        r1, c1 = r0 + 2 * radius + 2, c0 + 2 * radius + 2
+        rr = np.arange(r0, r1)[:, None]
+        cc = np.arange(c0, c1)[None, :]
+        profile = np.exp(-((rr - row) ** 2 + (cc - col) ** 2) / (2 * sigma**2))
+        profile *= height / profile.max()
+        rs, cs = slice(max(r0, 0), min(r1, shape[0])), slice(max(c0, 0), min(c1, shape[1]))
+        if rs.start >= rs.stop or cs.start >= cs.stop:
+            continue
+        out[rs, cs] += profile[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
+    return out
+
+
+def stamp_target(image: np.ndarray, spots: np.ndarray, *, cap: float | None = None) -> np.ndarray:
+    """Build the enhancement target: ``image`` with :data:`STAMP` at every spot centre.
+
+    Parameters
+    ----------
+    image
+        ``(y, x)`` image on the network's 0–255 scale.
+    spots
+        ``(n, 2)`` spot centres ``(row, col)``; each is stamped at its nearest pixel.
+    cap
+        If given, every non-stamp pixel is limited to this value, so bright structures that are not spots
+        (nuclei, debris, autofluorescent granules) are taught to stay below the detection threshold.
+
+    Returns
+    -------
+    ``float32 (y, x)`` target. Where stamps of touching spots overlap, the larger stamp value wins.
+    """
+    target = np.asarray(image, dtype=np.float32).copy()
+    if cap is not None:
+        np.minimum(target, cap, out=target)
+    if len(spots) == 0:
+        return target
+    stamps = np.full(target.shape, -np.inf, dtype=np.float32)
+    centres = np.floor(np.asarray(spots) + 0.5).astype(int)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            rows, cols = centres[:, 0] + dr, centres[:, 1] + dc
+            inside = (rows >= 0) & (rows < target.shape[0]) & (cols >= 0) & (cols < target.shape[1])
+            np.maximum.at(stamps, (rows[inside], cols[inside]), STAMP[dr + 1, dc + 1])
+    has_stamp = np.isfinite(stamps)
+    target[has_stamp] = stamps[has_stamp]
+    return target
+
+
+def add_blobs(
+    shape: tuple[int, int],
+    n_blobs: int,
+    rng: np.random.Generator,
+    *,
+    height_range: tuple[float, float],
+    sigma_range_px: tuple[float, float] = (3.0, 10.0),
+) -> np.ndarray:
+    """Bright structures that are not spots: autofluorescent granules, debris, nuclei-like blobs.
+
+    Each blob is an anisotropic, rotated Gaussian, wider than any spot, with a random height.
+    """
+    out = np.zeros(shape, dtype=np.float32)
+    if n_blobs == 0:
+        return out
+    rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    for _ in range(n_blobs):
+        r, c = rng.uniform(0, shape[0] - 1), rng.uniform(0, shape[1] - 1)
+        s1, s2 = _uniform(rng, sigma_range_px, 2)
+        theta = rng.uniform(0, np.pi)
+        radius = int(4 * max(s1, s2)) + 1
+        rs = slice(max(int(r) - radius, 0), min(int(r) + radius + 1, shape[0]))
+        cs = slice(max(int(c) - radius, 0), min(int(c) + radius + 1, shape[1]))
+        dr, dc = rows[rs, cs] - r, cols[rs, cs] - c
+        u = dr * np.cos(theta) + dc * np.sin(theta)
+        v = -dr * np.sin(theta) + dc * np.cos(theta)
+        out[rs, cs] += _uniform(rng, height_range) * np.exp(-(u**2 / (2 * s1**2) + v**2 / (2 * s2**2)))
+    return out
+
+
+def simulate_image(
+    shape: tuple[int, int] = (256, 256),
+    *,
+    n_spots: int = 50,
+    family: Family = "hybrid",
+    snr_range: tuple[float, float] = (10.0, 40.0),
+    amplitude_range: tuple[float, float] = (160.0, 220.0),
+    background_mean_range: tuple[float, float] = (80.0, 150.0),
+    texture_std_range: tuple[float, float] = (3.0, 12.0),
+    psf_sigma_range: tuple[float, float] = (0.7, 2.5),
+    min_spot_distance_px: float = 2.0,
+    cluster_fraction: float = 0.0,
+    photons_per_unit: float = 1.0,
+    read_noise_std: float = 0.0,
+    n_blobs: int = 0,
+    blob_snr_range: tuple[float, float] = (5.0, 60.0),
+    haze_fraction: float = 0.0,
+    illumination_falloff: float = 0.0,
+    camera_gain: float = 1.0,
+    camera_offset: float = 0.0,
+    target_cap: float | None = None,
+    seed: int | np.random.Generator | None = None,
+) -> SimulatedImage:
+    """Simulate one smFISH image with exact spot centres and its enhancement target (design.md §1).
+
+    Parameters
+    ----------
+    shape
+        ``(y, x)`` image size in pixels; any size of at least 8 px per side.
+    n_spots
+        Exact number of spots.
+    family
+        ``"fixed"`` (DSfixed: one absolute peak intensity per image drawn from ``amplitude_range``),
+        ``"variable"`` (DSvar: one per spot) or ``"hybrid"`` (each spot's SNR drawn from ``snr_range``).
+        For ``fixed``/``variable`` the spot height above the local background is ``amplitude − background``,
+        floored at one noise standard deviation.
+    snr_range
+        SNR range of the ``hybrid`` family (SNR as defined in the module docstring).
+    amplitude_range
+        Absolute peak intensity range for ``fixed``/``variable`` (paper: 160–220 on the 8-bit scale).
+    background_mean_range, texture_std_range
+        Range of the background mean and of its texture standard deviation.
+    psf_sigma_range
+        Range of the Gaussian PSF sigma in pixels (about 0.7 px at 40x to 2.5 px at 100x).
+    min_spot_distance_px
+        Smallest distance between two spot centres (2 px allows touching spots).
+    cluster_fraction
+        Fraction of spots placed in tight clusters (dense regions).
+    photons_per_unit
+        Photons per intensity unit: the Poisson noise variance is ``intensity / photons_per_unit``.
+    read_noise_std
+        Gaussian camera read noise in intensity units (Poisson–Gaussian noise model).
+    n_blobs
+        Number of bright non-spot structures (debris, granules, nuclei-like blobs); absent from the spots.
+    blob_snr_range
+        Height range of the blobs in units of the noise standard deviation.
+    haze_fraction
+        Strength of out-of-focus haze (a very smooth additive field) relative to the background mean.
+    illumination_falloff
+        Relative intensity loss at the image corners from uneven illumination (multiplicative vignetting).
+    camera_gain, camera_offset
+        Camera model applied last: ``raw = camera_offset + camera_gain * image``.
+    target_cap
+        Cap for non-spot pixels in the target (see :func:`stamp_target`); ``None`` keeps the background as is.
+    seed
+        Seed or generator; the same seed gives the same image.
+
+    Returns
+    -------
+    The image, its target and ground truth as a :class:`SimulatedImage`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown family, ranges in the wrong order, a too small shape or too many spots.
+
+    Examples
+    --------
+    >>> import deepspot_sd as dsd
+    >>> sim = dsd.datasets.simulate_image((64, 64), n_spots=20, seed=0)
+    >>> sim.image.shape, sim.spots.shape
+    ((64, 64), (20, 2))
+    """
+    if family not in ("fixed", "variable", "hybrid"):
+        raise ValueError(f"Parameter family should be one of 'fixed', 'variable', 'hybrid', got {family!r}.")
+    shape = (int(shape[0]), int(shape[1]))
+    if min(shape) < 8:
+        raise ValueError(f"Parameter shape should be at least 8 px per side, got {shape}.")
+    check_positive("photons_per_unit", photons_per_unit)
+    check_positive("camera_gain", camera_gain)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    bg_mean = float(_uniform(rng, background_mean_range))
+    background = perlin_background(shape, mean=bg_mean, texture_std=float(_uniform(rng, texture_std_range)), rng=rng)
+    if haze_fraction > 0:
+        background += haze_fraction * bg_mean * (1.0 + smooth_field(shape, max(shape) / 2.0, rng)).clip(0)
+    if illumination_falloff > 0:
+        rows, cols = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+        centre = rng.uniform(-0.5, 0.5, size=2)
+        dist2 = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / 2.0
+        background *= (1.0 - illumination_falloff * dist2).clip(0.05).astype(np.float32)
+    noise_std = float(np.sqrt(bg_mean / photons_per_unit + read_noise_std**2))
+    if n_blobs:
+        background += add_blobs(shape, n_blobs, rng, height_range=tuple(np.asarray(blob_snr_range) * noise_std))
+
+    spots = sample_spot_positions(
+        shape, n_spots, rng, min_distance_px=min_spot_distance_px, cluster_fraction=cluster_fraction
+    )
+    sigmas = np.asarray(_uniform(rng, psf_sigma_range, n_spots), dtype=np.float64)
+    ij = np.floor(spots + 0.5).astype(int)
+    local_bg = background[ij[:, 0], ij[:, 1]].astype(np.float64) if n_spots else np.empty(0)
+    if family == "hybrid":
+        snr = np.asarray(_uniform(rng, snr_range, n_spots), dtype=np.float64)
+        heights = snr * noise_std
+    else:
+        peaks = np.full(n_spots, _uniform(rng, amplitude_range)) if family == "fixed" else _uniform(
+            rng, amplitude_range, n_spots
+        )
+        heights = np.maximum(np.asarray(peaks) - local_bg, noise_std)
+        snr = heights / noise_std
+
+    clean = background + render_spots(shape, spots, heights, sigmas)
+    noisy = rng.poisson(np.maximum(clean, 0) * photons_per_unit).astype(np.float32) / photons_per_unit
+    if read_noise_std > 0:
+        noisy += rng.normal(0, read_noise_std, size=shape).astype(np.float32)
+    target = stamp_target(noisy, spots, cap=target_cap)
+    image = (camera_offset + camera_gain * noisy).astype(np.float32)
+    params = {
+        "family": family,
+        "background_mean": bg_mean,
+        "camera_gain": camera_gain,
+        "camera_offset": camera_offset,
+        "photons_per_unit": photons_per_unit,
+        "read_noise_std": read_noise_std,
+        "n_blobs": n_blobs,
+    }
+    return SimulatedImage(image, target, spots, heights, sigmas, snr, background, noise_std, params)

@@ -1,0 +1,1 @@
+"""`deepspot_sd.pp`."""
