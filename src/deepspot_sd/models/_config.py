@@ -61,6 +61,8 @@ class ModelConfig:
         Value the image background (median) is mapped to.
     norm_spot_level
         Value the spot scale (background + scale) is mapped to.
+    norm_ceiling_percentile, norm_background_ceiling
+        Dynamic-range guard: this percentile of the image's grey opening maps at most to this value.
     version
         Version string of the trained weights.
     name
@@ -83,6 +85,8 @@ class ModelConfig:
     norm_tophat_size: int = 15
     norm_background_level: float = 100.0
     norm_spot_level: float = 200.0
+    norm_ceiling_percentile: float = 99.0
+    norm_background_ceiling: float = 180.0
     version: str = "0.1.0"
     name: str = "deepspot_compact"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -122,6 +126,12 @@ class ModelConfig:
                 "Expected 0 <= norm_background_level < norm_spot_level <= 255, got "
                 f"{self.norm_background_level} and {self.norm_spot_level}."
             )
+        if not float(self.norm_background_level) < float(self.norm_background_ceiling) <= 255.0:
+            raise ValueError(
+                f"norm_background_ceiling should lie in (norm_background_level, 255], got {self.norm_background_ceiling}."
+            )
+        if not 50.0 <= float(self.norm_ceiling_percentile) <= 100.0:
+            raise ValueError(f"norm_ceiling_percentile should lie in [50, 100], got {self.norm_ceiling_percentile}.")
         if not isinstance(self.name, str) or not self.name or os.sep in self.name:
             raise ValueError(f"name should be a non-empty file-name-safe string, got {self.name!r}.")
 
@@ -168,6 +178,8 @@ class ModelConfig:
             "tophat_size": int(self.norm_tophat_size),
             "background_level": float(self.norm_background_level),
             "spot_level": float(self.norm_spot_level),
+            "ceiling_percentile": float(self.norm_ceiling_percentile),
+            "background_ceiling": float(self.norm_background_ceiling),
         }
 
     def replace(self, **changes: Any) -> ModelConfig:

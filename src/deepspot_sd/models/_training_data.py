@@ -1,0 +1,277 @@
+"""Training and validation data: diverse simulated images, normalised exactly as at inference (no TensorFlow here).
+
+Every image goes through the camera model (random offset and gain), a dtype round trip (uint16, uint8 where the
+range allows, or float32) and then :func:`deepspot_sd.pp.normalization_stats` / :func:`~deepspot_sd.pp.apply_normalization`,
+so training sees camera offsets, gains and quantisation exactly like real inputs. The target is
+:func:`deepspot_sd.datasets.stamp_target` applied to the *normalised* image: the normalised input with the 3×3
+stamp at every spot and every other pixel capped at ``target_cap`` (bright non-spot structures must not pass the
+detector's threshold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_TARGET_CAP",
+    "TrainingSample",
+    "sample_simulation_kwargs",
+    "simulate_training_sample",
+    "training_batches",
+    "validation_set",
+]
+
+#: Non-spot pixels of the target are capped here (normalised 0–255 scale).
+DEFAULT_TARGET_CAP = 150.0
+
+#: Validation images come from this seed stream, disjoint from the training streams ``(seed, epoch)``.
+_VALIDATION_STREAM = 7_919_001
+
+
+@dataclass(frozen=True)
+class TrainingSample:
+    """One normalised training image.
+
+    Attributes
+    ----------
+    image
+        ``float32 (y, x)`` network input on the normalised 0–255 scale.
+    target
+        ``float32 (y, x)`` enhancement target on the same scale.
+    spots
+        ``float64 (n, 2)`` true spot centres ``(row, col)`` in the (augmented) image.
+    params
+        The simulator keyword arguments and the camera / dtype draw, for reporting.
+    """
+
+    image: np.ndarray
+    target: np.ndarray
+    spots: np.ndarray
+    params: dict
+
+
+def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _draw_n_spots(rng: np.random.Generator) -> int:
+    u = rng.uniform()
+    if u < 0.05:
+        n = 0
+    elif u < 0.15:
+        n = int(rng.integers(1, 10))
+    elif u < 0.85:
+        n = int(round(_loguniform(rng, 10, 150)))
+    else:
+        n = int(rng.integers(150, 401))
+    return n
+
+
+def sample_simulation_kwargs(rng: np.random.Generator, shape: tuple[int, int] = (256, 256)) -> dict[str, Any]:
+    """Draw the keyword arguments of :func:`deepspot_sd.datasets.simulate_image` for one training image.
+
+    The mix: families hybrid 60 %, variable 20 %, fixed 20 %; spots per 256² image 0 (5 %), 1–9 (10 %),
+    10–150 log-uniform (70 %), 150–400 (15 %), scaled to the image area; SNR sub-ranges inside [3, 40]; PSF sigma
+    sub-ranges inside [0.7, 2.5] px; photons per unit 0.5–4 (log-uniform); read noise (50 %); 1–8 bright non-spot
+    blobs (50 %); out-of-focus haze (40 %); uneven illumination (30 %); clustered spots (30 %); camera gain 0.25–8
+    and offset: 8-bit-like (25 %; gain 0.5–1.2, offset 0–20), 16-bit camera (60 %; gain 0.25–8 log-uniform, offset
+    100–5000) or float (15 %; gain 0.01–8, offset −50–1000).
+    """
+    area = shape[0] * shape[1] / 256.0**2
+    u = rng.uniform()
+    family = "hybrid" if u < 0.6 else ("variable" if u < 0.8 else "fixed")
+    snr_lo = _loguniform(rng, 3.0, 20.0)
+    snr_hi = float(rng.uniform(snr_lo, 40.0))
+    sigma_c = float(rng.uniform(0.7, 2.5))
+    sigma_w = float(rng.uniform(0.0, 0.5))
+    kwargs: dict[str, Any] = {
+        "shape": tuple(shape),
+        "n_spots": int(round(_draw_n_spots(rng) * area)),
+        "family": family,
+        "snr_range": (snr_lo, snr_hi),
+        "psf_sigma_range": (max(0.7, sigma_c - sigma_w), min(2.5, sigma_c + sigma_w)),
+        "photons_per_unit": _loguniform(rng, 0.5, 4.0),
+        "read_noise_std": float(rng.uniform(0.0, 8.0)) if rng.uniform() < 0.5 else 0.0,
+        "n_blobs": int(rng.integers(1, 9)) if rng.uniform() < 0.5 else 0,
+        "haze_fraction": float(rng.uniform(0.1, 1.5)) if rng.uniform() < 0.4 else 0.0,
+        "illumination_falloff": float(rng.uniform(0.0, 0.5)) if rng.uniform() < 0.3 else 0.0,
+        "cluster_fraction": float(rng.uniform(0.1, 0.5)) if rng.uniform() < 0.3 else 0.0,
+    }
+    u = rng.uniform()
+    if u < 0.25:  # 8-bit world (the paper's): stored as uint8 when the range fits
+        camera = {"camera_gain": float(rng.uniform(0.5, 1.2)), "camera_offset": float(rng.uniform(0.0, 20.0))}
+    elif u < 0.85:  # scientific camera, uint16 counts
+        camera = {"camera_gain": _loguniform(rng, 0.25, 8.0), "camera_offset": float(rng.uniform(100.0, 5000.0))}
+    else:  # already processed float images
+        camera = {"camera_gain": _loguniform(rng, 0.01, 8.0), "camera_offset": float(rng.uniform(-50.0, 1000.0))}
+    kwargs.update(camera)
+    return kwargs
+
+
+def _dtype_round_trip(image: np.ndarray, params: Mapping[str, Any]) -> tuple[np.ndarray, str]:
+    """Store the raw image as its camera would: uint8 where the range fits, uint16 counts, or float32."""
+    lo, hi = float(image.min()), float(image.max())
+    if params["camera_offset"] < 0 or params["camera_gain"] < 0.25:
+        return image.astype(np.float32), "float32"
+    if params["camera_offset"] <= 20 and lo >= -0.5 and hi <= 255.4:
+        return np.clip(np.round(image), 0, 255).astype(np.uint8), "uint8"
+    return np.clip(np.round(image), 0, 65535).astype(np.uint16), "uint16"
+
+
+def _augment(arrays: list[np.ndarray], spots: np.ndarray, shape: tuple[int, int], rng: np.random.Generator):
+    """Random rot90 (k = 0..3) and flips of all arrays, with the matching spot coordinates."""
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+    pts = np.asarray(spots, dtype=np.float64).reshape(-1, 2).copy()
+    h, w = shape
+    out = [a for a in arrays]
+    for _ in range(k):  # np.rot90 (counter-clockwise): new[r, c] = old[c, W-1-r]
+        out = [np.rot90(a) for a in out]
+        pts = np.column_stack([w - 1 - pts[:, 1], pts[:, 0]])
+        h, w = w, h
+    if flip:
+        out = [a[:, ::-1] for a in out]
+        pts[:, 1] = w - 1 - pts[:, 1]
+    return [np.ascontiguousarray(a) for a in out], pts
+
+
+def simulate_training_sample(
+    rng: np.random.Generator,
+    *,
+    shape: tuple[int, int] = (256, 256),
+    target_cap: float | None = DEFAULT_TARGET_CAP,
+    normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
+    simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
+    augment: bool = True,
+) -> TrainingSample:
+    """Simulate, store, normalise and augment one training image and build its target.
+
+    Parameters
+    ----------
+    rng
+        Random generator; all randomness comes from it.
+    shape
+        ``(y, x)`` image size.
+    target_cap
+        Cap of the non-spot pixels of the target on the normalised scale; ``None`` keeps them as they are.
+    normalization_kwargs
+        Passed to :func:`deepspot_sd.pp.normalization_stats` (e.g. ``ModelConfig.normalization_kwargs``).
+    simulation_overrides
+        Replace drawn :func:`deepspot_sd.datasets.simulate_image` arguments, e.g. ``{"n_blobs": 0}``.
+    augment
+        Apply a random rot90 / flip.
+
+    Returns
+    -------
+    The :class:`TrainingSample`.
+    """
+    from deepspot_sd.datasets import simulate_image, stamp_target
+    from deepspot_sd.pp import apply_normalization, normalization_stats
+
+    kwargs = sample_simulation_kwargs(rng, shape)
+    kwargs.update(simulation_overrides)
+    sim = simulate_image(**kwargs, seed=rng)
+    raw, dtype = _dtype_round_trip(sim.image, kwargs)
+    stats = normalization_stats(raw, **dict(normalization_kwargs))
+    image = apply_normalization(raw, stats)
+    target = stamp_target(image, sim.spots, cap=target_cap)
+    spots = sim.spots
+    if augment:
+        (image, target), spots = _augment([image, target], spots, image.shape, rng)
+    params = {**kwargs, "dtype": dtype, "normalization": stats.to_dict()}
+    return TrainingSample(image.astype(np.float32), target.astype(np.float32), spots, params)
+
+
+def training_batches(
+    *,
+    batch_size: int = 8,
+    tile_size: int = 256,
+    seed: int | np.random.SeedSequence = 0,
+    target_cap: float | None = DEFAULT_TARGET_CAP,
+    normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
+    simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
+    n_batches: int | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield training batches of freshly simulated images (a plain python generator, no TensorFlow).
+
+    Parameters
+    ----------
+    batch_size
+        Images per batch.
+    tile_size
+        Side of the square images in px.
+    seed
+        Seed (or :class:`numpy.random.SeedSequence`) of the stream; the same seed gives the same batches.
+        :func:`deepspot_sd.models.train` uses ``SeedSequence([seed, epoch])`` so a resumed run draws the same data.
+    target_cap, normalization_kwargs, simulation_overrides
+        See :func:`simulate_training_sample`.
+    n_batches
+        Stop after this many batches (default: never).
+
+    Yields
+    ------
+    ``(x, y)``: float32 arrays of shape ``(batch_size, tile_size, tile_size, 1)``, input and target on the
+    normalised 0–255 scale.
+    """
+    rng = np.random.default_rng(seed)
+    count = 0
+    while n_batches is None or count < n_batches:
+        samples = [
+            simulate_training_sample(
+                rng,
+                shape=(tile_size, tile_size),
+                target_cap=target_cap,
+                normalization_kwargs=normalization_kwargs,
+                simulation_overrides=simulation_overrides,
+            )
+            for _ in range(batch_size)
+        ]
+        x = np.stack([s.image for s in samples])[..., None]
+        y = np.stack([s.target for s in samples])[..., None]
+        yield x, y
+        count += 1
+
+
+def validation_set(
+    n_images: int = 24,
+    *,
+    tile_size: int = 256,
+    seed: int = 0,
+    target_cap: float | None = DEFAULT_TARGET_CAP,
+    normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
+    simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
+) -> list[TrainingSample]:
+    """Return a fixed, seeded validation set drawn like the training data, from a stream training never uses.
+
+    Parameters
+    ----------
+    n_images
+        Number of images.
+    tile_size
+        Side of the square images in px.
+    seed
+        Validation seed; the stream is ``SeedSequence([7919001, seed])``, disjoint from the training streams.
+    target_cap, normalization_kwargs, simulation_overrides
+        See :func:`simulate_training_sample`.
+
+    Returns
+    -------
+    A list of :class:`TrainingSample` (``image``, ``target``, ``spots``).
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([_VALIDATION_STREAM, int(seed)]))
+    return [
+        simulate_training_sample(
+            rng,
+            shape=(tile_size, tile_size),
+            target_cap=target_cap,
+            normalization_kwargs=normalization_kwargs,
+            simulation_overrides=simulation_overrides,
+            augment=False,
+        )
+        for _ in range(int(n_images))
+    ]

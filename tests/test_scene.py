@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+import deepspot_sd as dsd
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return dsd.datasets.wound_healing((600, 640), cell_spacing_px=150, chunks=256, seed=3)
+
+
+def test_scene_elements(scene):
+    assert set(scene.images) == {"smfish"}
+    assert set(scene.labels) == {"cells", "nuclei"}
+    assert set(scene.points) == {"true_spots"}
+    assert set(scene.shapes) == {"wound"}
+    assert set(scene.tables) == {"cell_truth"}
+    image = scene.images["smfish"]
+    assert image.dims == ("c", "y", "x")
+    assert image.dtype == np.uint16
+    assert image.data.chunksize == (1, 256, 256)
+
+
+def test_scene_truth_is_consistent(scene):
+    points = scene.points["true_spots"].compute()
+    cells = scene.labels["cells"].data.compute()
+    nuclei = scene.labels["nuclei"].data.compute()
+    rows = np.floor(points["y"].to_numpy() + 0.5).astype(int)
+    cols = np.floor(points["x"].to_numpy() + 0.5).astype(int)
+    # every true spot lies in its own cell, and in its nucleus exactly when flagged
+    np.testing.assert_array_equal(cells[rows, cols], points["cell_id"].to_numpy())
+    np.testing.assert_array_equal(nuclei[rows, cols] > 0, points["in_nucleus"].to_numpy())
+    # nuclei are inside their cells with the same label
+    assert np.all(cells[nuclei > 0] == nuclei[nuclei > 0])
+    obs = scene.tables["cell_truth"].obs
+    assert obs["n_spots_true"].sum() == len(points)
+    assert set(obs["group"]) == {"migrating", "control"}
+    # the wound band has no cells
+    wound_right = scene.shapes["wound"].geometry.iloc[0].bounds[2]
+    assert cells[:, : int(wound_right)].max() == 0
+
+
+def test_scene_does_not_depend_on_chunks():
+    a = dsd.datasets.wound_healing((400, 400), cell_spacing_px=150, chunks=128, seed=1)
+    b = dsd.datasets.wound_healing((400, 400), cell_spacing_px=150, chunks=400, seed=1)
+    np.testing.assert_array_equal(a.labels["cells"].data.compute(), b.labels["cells"].data.compute())
+    # noise differs per chunk layout, the noise-free parts do not: compare smoothed images
+    ia = a.images["smfish"].data.compute().astype(float)
+    ib = b.images["smfish"].data.compute().astype(float)
+    assert np.abs(ia - ib).mean() < 0.1 * ia.mean()
+
+
+def test_migrating_cells_are_enriched_toward_wound(scene):
+    points = scene.points["true_spots"].compute()
+    obs = scene.tables["cell_truth"].obs.set_index("cell_id")
+    layout = dsd.datasets.wound_healing_layout((600, 640), cell_spacing_px=150, seed=3)
+    centre = layout.centres[points["cell_id"].to_numpy() - 1]
+    angle = np.arctan2(points["y"] - centre[:, 0], points["x"] - centre[:, 1])
+    toward = np.abs(np.angle(np.exp(1j * (angle - np.pi)))) <= np.pi / 3
+    cyto = ~points["in_nucleus"].to_numpy()
+    group = obs.loc[points["cell_id"], "group"].to_numpy()
+    frac_mig = toward[cyto & (group == "migrating")].mean()
+    frac_ctl = toward[cyto & (group == "control")].mean()
+    assert frac_mig > 0.5
+    assert 0.2 < frac_ctl < 0.45
+
+
+def test_scene_too_small_raises():
+    with pytest.raises(ValueError, match="at least"):
+        dsd.datasets.wound_healing((100, 100))
