@@ -89,7 +89,9 @@ def test_target_equals_input_except_stamps():
 
 
 def test_target_cap_limits_non_spot_pixels_only():
-    sim = dsd.datasets.simulate_image((128, 128), n_spots=10, n_blobs=5, blob_snr_range=(20, 30), target_cap=150, seed=0)
+    sim = dsd.datasets.simulate_image(
+        (128, 128), n_spots=10, n_blobs=5, blob_snr_range=(20, 30), target_cap=150, seed=0
+    )
     centres = np.floor(sim.spots + 0.5).astype(int)
     assert sim.target.max() == 255.0
     mask = np.ones(sim.image.shape, bool)
@@ -107,8 +109,9 @@ def test_camera_model_is_affine():
 
 
 def test_fixed_family_has_one_peak_intensity():
-    sim = dsd.datasets.simulate_image((128, 128), n_spots=30, family="fixed", background_mean_range=(100, 100),
-                                      texture_std_range=(0, 0), seed=11)
+    sim = dsd.datasets.simulate_image(
+        (128, 128), n_spots=30, family="fixed", background_mean_range=(100, 100), texture_std_range=(0, 0), seed=11
+    )
     peaks = sim.heights + 100.0
     assert np.ptp(peaks) < 1e-3
     assert 160 <= peaks[0] <= 220

@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._demo import run_demo
 
     summary = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed)
-    print(summary)  # noqa: T201 - the command's output
+    print(summary)
     return 0
 
 

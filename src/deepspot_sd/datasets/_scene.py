@@ -132,14 +132,24 @@ def wound_healing_layout(
             dist, owner = tree.query(pixel)
             nuc = _in_nucleus(centres, axes, angles, np.full(len(cand), k), pixel[:, 0], pixel[:, 1])
             # toward the wound = toward smaller x: angle of (spot - centre) within +-60 degrees of pi
-            toward_wound = np.abs(np.angle(np.exp(1j * (np.arctan2(cand[:, 0] - centres[k, 0], cand[:, 1] - centres[k, 1]) - np.pi)))) <= np.pi / 3
+            toward_wound = (
+                np.abs(
+                    np.angle(np.exp(1j * (np.arctan2(cand[:, 0] - centres[k, 0], cand[:, 1] - centres[k, 1]) - np.pi)))
+                )
+                <= np.pi / 3
+            )
             weight = np.where(migrating[k] & toward_wound & ~nuc, enrichment, 1.0) / enrichment
             keep = (owner == k) & (dist <= cell_radius) & (rng.random(len(cand)) < weight)
             n_nuc_now = sum(in_nuc)
             for point, is_nuc in zip(cand[keep], nuc[keep], strict=True):
                 if len(cell_spots) >= n_total:
                     break
-                if is_nuc and n_nuc_now >= n_nuclear or not is_nuc and len(cell_spots) - n_nuc_now >= n_total - n_nuclear:
+                if (
+                    is_nuc
+                    and n_nuc_now >= n_nuclear
+                    or not is_nuc
+                    and len(cell_spots) - n_nuc_now >= n_total - n_nuclear
+                ):
                     continue
                 if cell_spots and np.min(np.hypot(*(np.asarray(cell_spots) - point).T)) < 3.0:
                     continue
@@ -335,7 +345,12 @@ def wound_healing(
     label_chunks = da.core.normalize_chunks((chunk, chunk), (height, width))
     labels = {
         name: da.map_blocks(
-            _render_labels, layout, name == "nuclei", chunks=label_chunks, dtype=np.int32, meta=np.empty((0, 0), np.int32)
+            _render_labels,
+            layout,
+            name == "nuclei",
+            chunks=label_chunks,
+            dtype=np.int32,
+            meta=np.empty((0, 0), np.int32),
         )
         for name in ("cells", "nuclei")
     }
@@ -357,7 +372,9 @@ def wound_healing(
         {
             "cell_id": cell_ids,
             "region": pd.Categorical(["cells"] * n_cells),
-            "group": pd.Categorical(np.where(layout.migrating, "migrating", "control"), categories=["migrating", "control"]),
+            "group": pd.Categorical(
+                np.where(layout.migrating, "migrating", "control"), categories=["migrating", "control"]
+            ),
             "n_spots_true": n_true,
             "n_spots_cytoplasm_true": n_cyto,
         },

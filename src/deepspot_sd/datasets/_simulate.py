@@ -435,8 +435,10 @@ def simulate_image(
         snr = np.asarray(_uniform(rng, snr_range, n_spots), dtype=np.float64)
         heights = snr * noise_std
     else:
-        peaks = np.full(n_spots, _uniform(rng, amplitude_range)) if family == "fixed" else _uniform(
-            rng, amplitude_range, n_spots
+        peaks = (
+            np.full(n_spots, _uniform(rng, amplitude_range))
+            if family == "fixed"
+            else _uniform(rng, amplitude_range, n_spots)
         )
         heights = np.maximum(np.asarray(peaks) - local_bg, noise_std)
         snr = heights / noise_std
