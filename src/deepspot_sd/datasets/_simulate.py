@@ -27,6 +27,8 @@ from deepspot_sd._validation import check_positive
 __all__ = [
     "STAMP",
     "SimulatedImage",
+    "add_blobs",
+    "add_regions",
     "perlin_background",
     "render_spots",
     "sample_spot_positions",
@@ -320,6 +322,37 @@ def add_blobs(
     return out
 
 
+def add_regions(
+    shape: tuple[int, int],
+    n_regions: int,
+    rng: np.random.Generator,
+    *,
+    level_range: tuple[float, float],
+    axis_range_px: tuple[float, float] = (20.0, 120.0),
+) -> np.ndarray:
+    """Large autofluorescent regions with soft edges: cell bodies, nuclei, tissue patches, embryo haze.
+
+    Each region is a rotated ellipse whose inside is raised by a random level (with a mild texture) and whose
+    edge falls off over 2–10 px.
+    """
+    out = np.zeros(shape, dtype=np.float32)
+    if n_regions == 0:
+        return out
+    rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    texture = 1.0 + 0.15 * smooth_field(shape, 12.0, rng)
+    for _ in range(n_regions):
+        r, c = rng.uniform(0, shape[0] - 1), rng.uniform(0, shape[1] - 1)
+        a, b = _uniform(rng, axis_range_px, 2)
+        theta = rng.uniform(0, np.pi)
+        u = (rows - r) * np.cos(theta) + (cols - c) * np.sin(theta)
+        v = -(rows - r) * np.sin(theta) + (cols - c) * np.cos(theta)
+        # signed distance-like coordinate: 0 on the ellipse edge, about -min(a, b) at its centre
+        edge = (np.sqrt((u / a) ** 2 + (v / b) ** 2) - 1.0) * min(a, b)
+        softness = rng.uniform(2.0, 10.0)
+        out += _uniform(rng, level_range) * texture / (1.0 + np.exp(edge / (softness / 4.0)))
+    return out
+
+
 def simulate_image(
     shape: tuple[int, int] = (256, 256),
     *,
@@ -336,6 +369,8 @@ def simulate_image(
     read_noise_std: float = 0.0,
     n_blobs: int = 0,
     blob_snr_range: tuple[float, float] = (5.0, 60.0),
+    n_regions: int = 0,
+    region_level_range: tuple[float, float] = (0.2, 1.5),
     haze_fraction: float = 0.0,
     illumination_falloff: float = 0.0,
     camera_gain: float = 1.0,
@@ -376,6 +411,10 @@ def simulate_image(
         Number of bright non-spot structures (debris, granules, nuclei-like blobs); absent from the spots.
     blob_snr_range
         Height range of the blobs in units of the noise standard deviation.
+    n_regions
+        Number of large autofluorescent regions with soft edges (cells, nuclei, tissue patches).
+    region_level_range
+        Intensity added inside a region, relative to the background mean.
     haze_fraction
         Strength of out-of-focus haze (a very smooth additive field) relative to the background mean.
     illumination_falloff
@@ -414,6 +453,15 @@ def simulate_image(
 
     bg_mean = float(_uniform(rng, background_mean_range))
     background = perlin_background(shape, mean=bg_mean, texture_std=float(_uniform(rng, texture_std_range)), rng=rng)
+    if n_regions:
+        scale = min(shape) / 256.0
+        background += add_regions(
+            shape,
+            n_regions,
+            rng,
+            level_range=tuple(np.asarray(region_level_range) * bg_mean),
+            axis_range_px=(15.0 * scale, 100.0 * scale),
+        )
     if haze_fraction > 0:
         background += haze_fraction * bg_mean * (1.0 + smooth_field(shape, max(shape) / 2.0, rng)).clip(0)
     if illumination_falloff > 0:
@@ -457,5 +505,6 @@ def simulate_image(
         "photons_per_unit": photons_per_unit,
         "read_noise_std": read_noise_std,
         "n_blobs": n_blobs,
+        "n_regions": n_regions,
     }
     return SimulatedImage(image, target, spots, heights, sigmas, snr, background, noise_std, params)

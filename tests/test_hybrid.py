@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+import deepspot_sd as dsd
+
+
+def _camera_image(seed=0, gain=3.0, offset=500.0, n_spots=40):
+    sim = dsd.datasets.simulate_image((160, 160), n_spots=n_spots, snr_range=(8, 20), n_regions=2, seed=seed)
+    rng = np.random.default_rng(seed)
+    # a Poisson-Gaussian camera: photons * gain + offset + read noise
+    clean = sim.background + dsd.datasets.render_spots(sim.image.shape, sim.spots, sim.heights, sim.sigmas)
+    raw = offset + gain * rng.poisson(clean) + rng.normal(0, 4.0, size=clean.shape)
+    return raw, sim
+
+
+def test_noise_model_recovers_gain():
+    raw, _ = _camera_image(n_spots=0)
+    model = dsd.datasets.estimate_noise_model(raw)
+    assert model.gain == pytest.approx(3.0, rel=0.25)
+    std = model.std(500 + 3 * 100)
+    assert std == pytest.approx(np.sqrt(3.0 * 3.0 * 100 + 16), rel=0.2)
+
+
+def test_suppress_spots_removes_spots_and_keeps_background():
+    raw, sim = _camera_image()
+    background, mask, _ = dsd.datasets.suppress_spots(raw, spot_sigma_px=1.5)
+    centres = np.floor(sim.spots + 0.5).astype(int)
+    assert mask[centres[:, 0], centres[:, 1]].mean() > 0.9
+    # spot peaks are gone: the excess over the true background at the centres shrinks to noise level
+    true_bg = 500 + 3 * sim.background
+    excess_before = (raw - true_bg)[centres[:, 0], centres[:, 1]]
+    excess_after = (background - true_bg)[centres[:, 0], centres[:, 1]]
+    assert np.median(excess_after) < 0.2 * np.median(excess_before)
+    # untouched pixels are unchanged
+    np.testing.assert_allclose(background[~mask], raw[~mask], rtol=1e-6)
+
+
+def test_hybrid_image_has_known_spots_on_real_background():
+    raw, _ = _camera_image(n_spots=0)
+    background, _, noise = dsd.datasets.suppress_spots(raw)
+    hyb = dsd.datasets.hybrid_image(background, noise, shape=(96, 96), n_spots=25, snr_range=(10, 20), seed=1)
+    assert hyb.image.shape == (96, 96)
+    assert hyb.spots.shape == (25, 2)
+    r0, c0 = hyb.params["crop_origin"]
+    crop = background[r0 : r0 + 96, c0 : c0 + 96]
+    centres = np.floor(hyb.spots + 0.5).astype(int)
+    lift = (hyb.image - crop)[centres[:, 0], centres[:, 1]]
+    assert np.median(lift / hyb.noise_std) > 5
+    again = dsd.datasets.hybrid_image(background, noise, shape=(96, 96), n_spots=25, snr_range=(10, 20), seed=1)
+    np.testing.assert_array_equal(hyb.image, again.image)
+
+
+def test_hybrid_image_crop_too_large_raises():
+    with pytest.raises(ValueError, match="smaller than the requested crop"):
+        dsd.datasets.hybrid_image(np.ones((50, 50)), dsd.datasets.NoiseModel(1.0, 0.0, 1.0), shape=(64, 64))
