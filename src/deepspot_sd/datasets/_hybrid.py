@@ -86,9 +86,11 @@ def estimate_noise_model(image: np.ndarray, *, background_size_px: int = 11, n_b
     if len(means) < 2:
         var = float(np.var(resid))
         return NoiseModel(gain=0.0, offset=offset, read_variance=max(var, 1e-6))
-    slope, intercept = np.polyfit(np.asarray(means) - offset, np.asarray(variances), 1)
+    # the line variance = slope * level + intercept is what the data determine; offset and read noise are not
+    # separable from one image, so the read variance is the line's value at the darkest level (the offset)
+    slope, intercept = np.polyfit(np.asarray(means), np.asarray(variances), 1)
     slope = max(float(slope), 0.0)
-    read_variance = max(float(intercept), 0.05 * float(np.min(variances)), 1e-6)
+    read_variance = max(slope * offset + float(intercept), 0.05 * float(np.min(variances)), 1e-6)
     return NoiseModel(gain=slope, offset=offset, read_variance=read_variance)
 
 
