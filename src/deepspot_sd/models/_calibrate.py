@@ -107,8 +107,7 @@ def measure_spots(
     min_snr
         Smallest SNR of a local maximum of the smoothed excess over the local median to be fitted.
     max_spots
-        Fit at most this many (the brightest isolated ones first... after a random shuffle to avoid bias, the
-        strongest first).
+        Fit at most this many, the strongest first.
     window_px
         Half size of the fitted window.
 
@@ -123,9 +122,8 @@ def measure_spots(
     std = noise.std(bg)
     peaks = (excess == ndimage.maximum_filter(excess, size=2 * window_px + 1)) & (img - bg > min_snr * std)
     rows, cols = np.nonzero(peaks)
-    inside = (
-        (rows >= window_px) & (rows < img.shape[0] - window_px) & (cols >= window_px) & (cols < img.shape[1] - window_px)
-    )
+    inside = (rows >= window_px) & (rows < img.shape[0] - window_px)
+    inside &= (cols >= window_px) & (cols < img.shape[1] - window_px)
     rows, cols = rows[inside], cols[inside]
     order = np.argsort(-(img - bg)[rows, cols])[:max_spots]
     centres, sigmas, snrs = [], [], []
