@@ -111,7 +111,7 @@ def perlin_background(
     mean: float,
     texture_std: float,
     rng: np.random.Generator,
-    octaves: tuple[float, ...] = (64.0, 24.0, 8.0),
+    octaves: tuple[float, ...] = (64.0, 24.0, 8.0, 3.0),
     elastic_alpha_px: float = 6.0,
 ) -> np.ndarray:
     """Simulate a cytoplasm-like textured background (paper §3.1.3), noise-free.
