@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+import spatialdata as sd
+from spatialdata.transformations import Translation, get_transformation
 
 import deepspot_sd as dsd
 
@@ -30,6 +32,21 @@ def test_scene_truth_is_consistent(scene):
     # every true spot lies in its own cell, and in its nucleus exactly when flagged
     np.testing.assert_array_equal(cells[rows, cols], points["cell_id"].to_numpy())
     np.testing.assert_array_equal(nuclei[rows, cols] > 0, points["in_nucleus"].to_numpy())
+    # in spatialdata's "global" system (pixel (i, j) drawn over [j, j + 1) x [i, i + 1), identity labels) too
+    assert get_transformation(scene.points["true_spots"], get_all=True) == {
+        "global": Translation([0.5, 0.5], axes=("x", "y"))
+    }
+    assert get_transformation(scene.shapes["wound"], get_all=True) == {
+        "global": Translation([0.5, 0.5], axes=("x", "y"))
+    }
+    glob = sd.transform(scene.points["true_spots"], to_coordinate_system="global").compute()
+    grow, gcol = np.floor(glob["y"].to_numpy()).astype(int), np.floor(glob["x"].to_numpy()).astype(int)
+    np.testing.assert_array_equal(cells[grow, gcol], points["cell_id"].to_numpy())
+    np.testing.assert_array_equal(nuclei[grow, gcol] > 0, points["in_nucleus"].to_numpy())
+    # and dsd.tl.assign_spots agrees exactly
+    assigned = dsd.tl.assign_spots(scene, "true_spots", "cells", nuclei_key="nuclei", inplace=False)[0].compute()
+    np.testing.assert_array_equal(assigned["cell_id"].to_numpy(), points["cell_id"].to_numpy())
+    np.testing.assert_array_equal(assigned["compartment"] == "nucleus", points["in_nucleus"].to_numpy())
     # nuclei are inside their cells with the same label
     assert np.all(cells[nuclei > 0] == nuclei[nuclei > 0])
     obs = scene.tables["cell_truth"].obs

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from deepspot_sd._coords import pixel_centre_transformations
 from deepspot_sd._validation import check_positive
 
 from ._simulate import render_spots
@@ -303,7 +304,10 @@ def wound_healing(
     ``labels["cells"]`` and ``labels["nuclei"]`` (the nucleus of cell ``k`` has label ``k``),
     ``shapes["wound"]`` (the wound polygon), ``points["true_spots"]`` (``x``, ``y``, ``gene``, ``cell_id``,
     ``in_nucleus``) and ``tables["cell_truth"]`` annotating ``"cells"`` (``obs``: ``cell_id``, ``group`` in
-    ``{"migrating", "control"}``, ``n_spots_true``, ``n_spots_cytoplasm_true``).
+    ``{"migrating", "control"}``, ``n_spots_true``, ``n_spots_cytoplasm_true``). Images and labels have the
+    identity transformation to ``"global"``. The spots and the wound are in pixel-index coordinates (a spot centred
+    on pixel (row ``i``, col ``j``) has ``x = j``, ``y = i``, like :func:`deepspot_sd.tl.detect_spots` output) and
+    carry ``Translation([0.5, 0.5], axes=("x", "y"))`` to ``"global"``, where spatialdata puts that pixel's centre.
 
     Examples
     --------
@@ -383,11 +387,18 @@ def wound_healing(
     truth = ad.AnnData(X=n_true[:, None].astype(np.float32), obs=obs, var=pd.DataFrame(index=[_GENE]))
     truth.obsm["spatial"] = layout.centres[:, ::-1].copy()
     wound = gpd.GeoDataFrame(geometry=[box(-0.5, -0.5, layout.wound_width_px - 0.5, height - 0.5)])
+    # spots and wound are in pixel-index coordinates (pixel (i, j) centred on x = j, y = i); the image has the
+    # identity transformation, so they get the half-pixel translation onto spatialdata's pixel centres
+    index_transformations = pixel_centre_transformations(None)
 
     return SpatialData(
         images={"smfish": Image2DModel.parse(image, dims=("c", "y", "x"), c_coords=[_GENE])},
         labels={name: Labels2DModel.parse(arr, dims=("y", "x")) for name, arr in labels.items()},
-        shapes={"wound": ShapesModel.parse(wound)},
-        points={"true_spots": PointsModel.parse(points, coordinates={"x": "x", "y": "y"}, feature_key="gene")},
+        shapes={"wound": ShapesModel.parse(wound, transformations=index_transformations)},
+        points={
+            "true_spots": PointsModel.parse(
+                points, coordinates={"x": "x", "y": "y"}, feature_key="gene", transformations=index_transformations
+            )
+        },
         tables={"cell_truth": TableModel.parse(truth, region="cells", region_key="region", instance_key="cell_id")},
     )

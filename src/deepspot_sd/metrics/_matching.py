@@ -110,7 +110,9 @@ def _ratio(num: int, den: int) -> float:
     return num / den if den > 0 else 0.0
 
 
-def _result(n_true: int, n_pred: int, pairs: np.ndarray, dist: np.ndarray, am: int, radius: float, method: str):
+def _result(
+    n_true: int, n_pred: int, pairs: np.ndarray, dist: np.ndarray, am: int, radius: float, method: str
+) -> MatchResult:
     tp = len(pairs)
     if n_true == 0 and n_pred == 0:
         precision = recall = f1 = 1.0

@@ -1,1 +1,37 @@
-"""`deepspot_sd.models`."""
+"""`deepspot_sd.models`: the enhancement network, its config, loss, training and the shipped weights."""
+
+from ._cnn import build_model, count_parameters
+from ._config import ModelConfig
+from ._loss import deepspot_loss
+from ._pretrained import EnhancementModel, available_models, load_model, load_pretrained
+from ._train import calibrate_threshold, evaluate_enhanced, export_model, predict_images, train
+from ._training_data import (
+    TrainingSample,
+    load_real_backgrounds,
+    real_background_sample,
+    simulate_training_sample,
+    training_batches,
+    validation_set,
+)
+
+__all__ = [
+    "EnhancementModel",
+    "ModelConfig",
+    "TrainingSample",
+    "available_models",
+    "build_model",
+    "calibrate_threshold",
+    "count_parameters",
+    "deepspot_loss",
+    "evaluate_enhanced",
+    "export_model",
+    "load_model",
+    "load_pretrained",
+    "load_real_backgrounds",
+    "predict_images",
+    "real_background_sample",
+    "simulate_training_sample",
+    "train",
+    "training_batches",
+    "validation_set",
+]

@@ -1,17 +1,18 @@
 """Training and validation data: diverse simulated images, normalised exactly as at inference (no TensorFlow here).
 
 Every image goes through the camera model (random offset and gain), a dtype round trip (uint16, uint8 where the
-range allows, or float32) and then :func:`deepspot_sd.pp.normalization_stats` / :func:`~deepspot_sd.pp.apply_normalization`,
-so training sees camera offsets, gains and quantisation exactly like real inputs. The target is
-:func:`deepspot_sd.datasets.stamp_target` applied to the *normalised* image: the normalised input with the 3×3
-stamp at every spot and every other pixel capped at ``target_cap`` (bright non-spot structures must not pass the
-detector's threshold).
+range allows, or float32) and then :func:`deepspot_sd.pp.normalization_stats` and
+:func:`~deepspot_sd.pp.apply_normalization`, so training sees camera offsets, gains and quantisation exactly like
+real inputs. The target is :func:`deepspot_sd.datasets.stamp_target` applied to the *normalised* image: the
+normalised input with the 3×3 stamp at every spot and every other pixel capped at ``target_cap`` (bright non-spot
+structures must not pass the detector's threshold).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -20,6 +21,8 @@ import numpy as np
 __all__ = [
     "DEFAULT_TARGET_CAP",
     "TrainingSample",
+    "load_real_backgrounds",
+    "real_background_sample",
     "sample_simulation_kwargs",
     "simulate_training_sample",
     "training_batches",
@@ -129,7 +132,7 @@ def _augment(arrays: list[np.ndarray], spots: np.ndarray, shape: tuple[int, int]
     flip = bool(rng.integers(2))
     pts = np.asarray(spots, dtype=np.float64).reshape(-1, 2).copy()
     h, w = shape
-    out = [a for a in arrays]
+    out = list(arrays)
     for _ in range(k):  # np.rot90 (counter-clockwise): new[r, c] = old[c, W-1-r]
         out = [np.rot90(a) for a in out]
         pts = np.column_stack([w - 1 - pts[:, 1], pts[:, 0]])
@@ -187,6 +190,90 @@ def simulate_training_sample(
     return TrainingSample(image.astype(np.float32), target.astype(np.float32), spots, params)
 
 
+def load_real_backgrounds(paths: Sequence[str | Path], *, seed: int = 0) -> list[tuple[np.ndarray, Any]]:
+    """Read real images and remove their spots: the backgrounds of hybrid training images.
+
+    Parameters
+    ----------
+    paths
+        2D TIFF files (any dtype) at least ``tile_size`` px on each side.
+    seed
+        Seed of the noise that fills the removed spots.
+
+    Returns
+    -------
+    ``[(background, noise_model), ...]`` from :func:`deepspot_sd.datasets.suppress_spots`.
+    """
+    import tifffile
+
+    from deepspot_sd.datasets import suppress_spots
+
+    out = []
+    for path in paths:
+        background, _, noise = suppress_spots(tifffile.imread(path), seed=seed)
+        out.append((background, noise))
+    return out
+
+
+def real_background_sample(
+    rng: np.random.Generator,
+    backgrounds: Sequence[tuple[np.ndarray, Any]],
+    *,
+    shape: tuple[int, int] = (256, 256),
+    target_cap: float | None = DEFAULT_TARGET_CAP,
+    normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
+    augment: bool = True,
+) -> TrainingSample:
+    """One hybrid training image: simulated spots on a random crop of a spot-free real background.
+
+    The crop gets spots as :func:`deepspot_sd.datasets.hybrid_image` makes them (density, SNR and PSF drawn as
+    for simulated images), a random camera gain (0.25–4) and offset (0–2000) on top of the real one, a uint16 round
+    trip, then the same normalisation and target as :func:`simulate_training_sample`.
+    """
+    from deepspot_sd.datasets import hybrid_image, stamp_target
+    from deepspot_sd.pp import apply_normalization, normalization_stats
+
+    background, noise = backgrounds[int(rng.integers(len(backgrounds)))]
+    kwargs = sample_simulation_kwargs(rng, shape)
+    hyb = hybrid_image(
+        background,
+        noise,
+        shape=shape,
+        n_spots=kwargs["n_spots"],
+        snr_range=kwargs["snr_range"],
+        psf_sigma_range=kwargs["psf_sigma_range"],
+        cluster_fraction=kwargs["cluster_fraction"],
+        seed=rng,
+    )
+    gain, offset = _loguniform(rng, 0.25, 4.0), float(rng.uniform(0.0, 2000.0))
+    raw = np.clip(np.round(offset + gain * hyb.image), 0, 65535).astype(np.uint16)
+    stats = normalization_stats(raw, **dict(normalization_kwargs))
+    image = apply_normalization(raw, stats)
+    target = stamp_target(image, hyb.spots, cap=target_cap)
+    spots = hyb.spots
+    if augment:
+        (image, target), spots = _augment([image, target], spots, image.shape, rng)
+    params = {**hyb.params, "n_spots": len(spots), "gain": gain, "offset": offset, "normalization": stats.to_dict()}
+    return TrainingSample(image.astype(np.float32), target.astype(np.float32), spots, params)
+
+
+def _draw_sample(
+    rng: np.random.Generator,
+    *,
+    shape: tuple[int, int],
+    target_cap: float | None,
+    normalization_kwargs: Mapping[str, Any],
+    simulation_overrides: Mapping[str, Any],
+    backgrounds: Sequence[tuple[np.ndarray, Any]],
+    real_fraction: float,
+    augment: bool = True,
+) -> TrainingSample:
+    common = {"shape": shape, "target_cap": target_cap, "normalization_kwargs": normalization_kwargs, "augment": augment}
+    if backgrounds and rng.uniform() < real_fraction:
+        return real_background_sample(rng, backgrounds, **common)
+    return simulate_training_sample(rng, simulation_overrides=simulation_overrides, **common)
+
+
 def training_batches(
     *,
     batch_size: int = 8,
@@ -196,6 +283,8 @@ def training_batches(
     normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
     simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
     n_batches: int | None = None,
+    backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
+    real_fraction: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield training batches of freshly simulated images (a plain python generator, no TensorFlow).
 
@@ -212,6 +301,11 @@ def training_batches(
         See :func:`simulate_training_sample`.
     n_batches
         Stop after this many batches (default: never).
+    backgrounds
+        Spot-free real backgrounds from :func:`load_real_backgrounds`.
+    real_fraction
+        Fraction of the images made on a real background (:func:`real_background_sample`) when ``backgrounds``
+        are given.
 
     Yields
     ------
@@ -222,12 +316,14 @@ def training_batches(
     count = 0
     while n_batches is None or count < n_batches:
         samples = [
-            simulate_training_sample(
+            _draw_sample(
                 rng,
                 shape=(tile_size, tile_size),
                 target_cap=target_cap,
                 normalization_kwargs=normalization_kwargs,
                 simulation_overrides=simulation_overrides,
+                backgrounds=backgrounds,
+                real_fraction=real_fraction,
             )
             for _ in range(batch_size)
         ]
@@ -245,6 +341,8 @@ def validation_set(
     target_cap: float | None = DEFAULT_TARGET_CAP,
     normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
     simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
+    backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
+    real_fraction: float = 0.0,
 ) -> list[TrainingSample]:
     """Return a fixed, seeded validation set drawn like the training data, from a stream training never uses.
 
@@ -258,6 +356,8 @@ def validation_set(
         Validation seed; the stream is ``SeedSequence([7919001, seed])``, disjoint from the training streams.
     target_cap, normalization_kwargs, simulation_overrides
         See :func:`simulate_training_sample`.
+    backgrounds, real_fraction
+        See :func:`training_batches`; real-background images are drawn the same way (new crops and spots).
 
     Returns
     -------
@@ -265,12 +365,14 @@ def validation_set(
     """
     rng = np.random.default_rng(np.random.SeedSequence([_VALIDATION_STREAM, int(seed)]))
     return [
-        simulate_training_sample(
+        _draw_sample(
             rng,
             shape=(tile_size, tile_size),
             target_cap=target_cap,
             normalization_kwargs=normalization_kwargs,
             simulation_overrides=simulation_overrides,
+            backgrounds=backgrounds,
+            real_fraction=real_fraction,
             augment=False,
         )
         for _ in range(int(n_images))

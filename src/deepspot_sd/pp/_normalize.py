@@ -23,8 +23,8 @@ with statistics taken over the *whole* image:
      pixels, the whole embryo, clip at 255; the guard is inactive or mild on the other real images).
 
 So the background sits at ``background_level`` (100) and the brighter spots of an image reach ``spot_level`` (200)
-or more, unless the guard compresses the image. Every step is equivariant to ``x -> a * x + b`` (``a > 0``), so the result is invariant to camera offset,
-gain and dtype, up to quantisation.
+or more, unless the guard compresses the image. Every step is equivariant to ``x -> a * x + b`` (``a > 0``), so the
+result is invariant to camera offset, gain and dtype, up to quantisation.
 
 Large images: when the image has more than ``max_pixels`` pixels, the statistics are computed on ``n_windows``
 windows of ``window`` × ``window`` px on a regular grid covering the image (deterministic, the same for numpy and
@@ -156,7 +156,7 @@ def normalization_stats(
     if min(shape) < 1:
         raise ValueError(f"`image` should not be empty, got shape {shape}.")
     dtype = np.dtype(getattr(image, "dtype", np.asarray(image).dtype))
-    if dtype == bool or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+    if dtype.kind == "b" or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise TypeError(f"`image` should have an integer or float dtype, got {dtype}.")
     if not spot_level > background_level:
         raise ValueError(f"spot_level should be > background_level, got {spot_level} and {background_level}.")

@@ -1,5 +1,19 @@
 """`deepspot_sd.tl`."""
 
+from ._assign import assign_spots
+from ._detect import detect_spots
 from ._detectors import find_spots_local_max, find_spots_log, find_spots_wavelet
+from ._enhance import enhance, enhance_array
+from ._enrichment import polarity_index, sector_enrichment
 
-__all__ = ["find_spots_local_max", "find_spots_log", "find_spots_wavelet"]
+__all__ = [
+    "assign_spots",
+    "detect_spots",
+    "enhance",
+    "enhance_array",
+    "find_spots_local_max",
+    "find_spots_log",
+    "find_spots_wavelet",
+    "polarity_index",
+    "sector_enrichment",
+]

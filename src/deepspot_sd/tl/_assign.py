@@ -2,9 +2,16 @@
 
 Conventions
 -----------
-* Pixel ``(i, j)`` of a label image covers ``[i - 0.5, i + 0.5) x [j - 0.5, j + 0.5)`` and its centre has the
-  intrinsic coordinates ``x = j, y = i``. A spot at ``(x, y)`` falls on the pixel
-  ``(floor(y + 0.5), floor(x + 0.5))`` (its nearest pixel centre); spots outside the image belong to no cell.
+* Spots are mapped into the label image through a coordinate system both share, to the labels'
+  spatialdata-intrinsic coordinates ``(u, v)``, in which pixel ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``;
+  a spot falls on the pixel ``(floor(v), floor(u))``, spots outside the image belong to no cell. This holds for
+  any points element under spatialdata's convention: ours (``x``, ``y`` in the pixel-index convention plus the
+  half-pixel translation of ``deepspot_sd._coords.pixel_centre_transformations``, so a spot at ``x = j``,
+  ``y = i`` falls on pixel ``(i, j)``) and foreign ones (a point at ``(j + 0.5, i + 0.5)`` with the labels'
+  transformation falls on pixel ``(i, j)`` too).
+* Centroids and bounding boxes in the table (``obsm['spatial']``, ``obsm['nucleus_centroid']``, ``obsm['bbox']``)
+  are in the labels' *pixel-index* convention (the centre of pixel ``(i, j)`` is ``x = j, y = i``, like the
+  ``x``, ``y`` columns of our points); add 0.5 for the labels' spatialdata-intrinsic coordinates.
 * Label ``0`` is background. The *nucleus* of a cell is the part of its mask covered by any nucleus label (the
   nucleus ids need not match the cell ids); the *cytoplasm* is the rest of the mask. Without nuclei the whole
   cell counts as cytoplasm.
@@ -22,7 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from deepspot_sd._coords import pixel_of
 from deepspot_sd._logging import logger
+from deepspot_sd._store import check_key_added, get_provenance, store_element
 from deepspot_sd._validation import check_key, check_type
 
 if TYPE_CHECKING:
@@ -57,13 +66,13 @@ def _get_labels(sdata: SpatialData, key: str) -> DataArray:
     labels = _scale0(sdata.labels[key])
     if tuple(labels.dims) != ("y", "x"):
         raise ValueError(f"Label element {key!r} should have dims ('y', 'x'), got {tuple(labels.dims)}.")
-    if not np.issubdtype(labels.dtype, np.integer):
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise TypeError(f"Label element {key!r} should have an integer dtype, got {labels.dtype}.")
     return labels
 
 
 def _dask_data(raster: DataArray) -> da.Array:
-    """The raster's data as a dask array (numpy-backed elements are wrapped, not copied)."""
+    """Return the raster data as a dask array (numpy-backed elements are wrapped, not copied)."""
     data = raster.data
     if isinstance(data, da.Array):
         return data
@@ -71,9 +80,10 @@ def _dask_data(raster: DataArray) -> da.Array:
 
 
 def _affine_to_grid(element: Any, target: Any, *, what: str, target_name: str) -> np.ndarray:
-    """The 3x3 affine matrix mapping ``(x, y, 1)`` of ``element``'s intrinsic coordinates to ``target``'s.
+    """Return the 3x3 affine matrix mapping ``element`` intrinsic ``(x, y, 1)`` to ``target`` intrinsic ones.
 
-    Both elements are mapped to a coordinate system they share (``"global"`` when shared, otherwise the first
+    Intrinsic coordinates are those of spatialdata: for a raster ``target``, pixel ``(i, j)`` covers
+    ``[j, j + 1) x [i, i + 1)``; for a points or shapes ``element``, its own ``x``, ``y`` values. Both elements are mapped to a coordinate system they share (``"global"`` when shared, otherwise the first
     shared one in alphabetical order); the result is ``inv(T_target) @ T_element``.
     """
     from spatialdata.transformations import get_transformation
@@ -104,21 +114,13 @@ def _apply_affine(matrix: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.
 
 
 def _points_in_grid(points_df: pd.DataFrame, points: Any, raster: Any, *, what: str, target_name: str):
-    """Spot coordinates ``(x, y)`` of ``points_df`` in the intrinsic pixel grid of ``raster``."""
+    """Spot coordinates ``(u, v)`` of ``points_df`` in the spatialdata-intrinsic coordinates of ``raster``.
+
+    Pixel ``(i, j)`` of ``raster`` covers ``[j, j + 1) x [i, i + 1)``: :func:`deepspot_sd._coords.pixel_of` gives
+    the pixel of each spot, :func:`deepspot_sd._coords.intrinsic_to_index` its pixel-index coordinates.
+    """
     matrix = _affine_to_grid(points, raster, what=what, target_name=target_name)
     return _apply_affine(matrix, points_df["x"].to_numpy(), points_df["y"].to_numpy())
-
-
-def _nearest_pixel(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(row, col)`` of the pixel whose centre is nearest to ``(x, y)``."""
-    return np.floor(y + 0.5).astype(np.int64), np.floor(x + 0.5).astype(np.int64)
-
-
-def _write_back(sdata: SpatialData, key: str) -> None:
-    """Write element ``key`` to the zarr store when ``sdata`` is backed by one."""
-    if sdata.is_backed():
-        sdata.write_element(key, overwrite=True)
-        logger.info("Wrote `%s` to %s", key, sdata.path)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -158,6 +160,8 @@ def _block_stats(
     ``rows``/``cols`` are spot pixel indices relative to the chunk origin ``offset`` (``(row0, col0)``).
     """
     cells = np.asarray(cells)
+    if cells.dtype == bool:
+        cells = cells.astype(np.uint8)
     h, w = cells.shape
     ids, inv = _compress(cells.ravel())
     k = len(ids)
@@ -193,7 +197,7 @@ def _block_stats(
 
 
 def _blocks(cells: da.Array, nuclei: da.Array | None):
-    """Yield ``(cells_block, nuclei_block, (row0, col0), (row1, col1))`` delayed blocks on the cells' chunk grid."""
+    """Yield ``((i, j), cells_block, nuclei_block, (row0, col0))`` delayed blocks on the cells' chunk grid."""
     if nuclei is not None and nuclei.chunks != cells.chunks:
         nuclei = nuclei.rechunk(cells.chunks)
     y_bounds = np.cumsum((0, *cells.chunks[0]))
@@ -203,10 +207,10 @@ def _blocks(cells: da.Array, nuclei: da.Array | None):
     for i in range(len(y_bounds) - 1):
         for j in range(len(x_bounds) - 1):
             yield (
+                (i, j),
                 cell_blocks[i, j],
                 None if nuc_blocks is None else nuc_blocks[i, j],
                 (int(y_bounds[i]), int(x_bounds[j])),
-                (int(y_bounds[i + 1]), int(x_bounds[j + 1])),
             )
 
 
@@ -239,10 +243,8 @@ def _label_statistics(
     """
     groups = _spots_by_block(rows, cols, cells.chunks)
     tasks, spot_sets = [], []
-    for cblock, nblock, (r0, c0), _ in _blocks(cells, nuclei):
-        bi = int(np.searchsorted(np.cumsum((0, *cells.chunks[0])), r0, side="right") - 1)
-        bj = int(np.searchsorted(np.cumsum((0, *cells.chunks[1])), c0, side="right") - 1)
-        idx = groups[(bi, bj)]
+    for block, cblock, nblock, (r0, c0) in _blocks(cells, nuclei):
+        idx = groups[block]
         spot_sets.append(idx)
         tasks.append(dask.delayed(_block_stats)(cblock, nblock, (r0, c0), rows[idx] - r0, cols[idx] - c0))
     results = dask.compute(*tasks)
@@ -281,9 +283,12 @@ def assign_spots(
 ) -> tuple[DaskDataFrame, AnnData] | None:
     """Assign every spot to the cell (and compartment) under it and count spots per cell and gene.
 
-    Each spot is looked up on the pixel whose centre is nearest to it, in the intrinsic pixel grid of the cell
-    labels (spots are mapped there through a coordinate system both elements share, so any affine
-    transformations work). The label images are read chunk by chunk, so they may be larger than memory.
+    Each spot is mapped to the spatialdata-intrinsic coordinates ``(u, v)`` of the cell labels through a
+    coordinate system both elements share (so any affine transformations work) and looked up on the pixel that
+    contains it, ``(floor(v), floor(u))`` (spatialdata draws pixel ``(i, j)`` over ``[j, j + 1) x [i, i + 1)``).
+    Points from :func:`deepspot_sd.tl.detect_spots` (pixel-index ``x``, ``y`` plus a half-pixel translation) and
+    foreign points in spatialdata's convention are both assigned to the pixel they are drawn on. The label
+    images are read chunk by chunk, so they may be larger than memory.
 
     Parameters
     ----------
@@ -319,13 +324,15 @@ def assign_spots(
       genes; with nuclei, ``layers['nucleus']`` and ``layers['cytoplasm']`` split them by compartment;
     - ``obs``: ``cell_id``, ``region``, ``area_px``, ``cytoplasm_area_px``, ``nucleus_area_px``, ``n_spots``,
       ``n_spots_cytoplasm``, ``n_spots_nucleus``;
-    - ``obsm['spatial']``: cell centroid ``(x, y)`` in the labels' intrinsic pixel coordinates (what
-      :func:`squidpy.gr.spatial_neighbors` reads); ``obsm['nucleus_centroid']``: centroid ``(x, y)`` of the
-      nucleus part (the cell centroid for cells without nucleus pixels); ``obsm['bbox']``: inclusive pixel
-      bounding box ``(x_min, y_min, x_max, y_max)``;
+    - ``obsm['spatial']``: cell centroid ``(x, y)`` in the labels' pixel-index coordinates (the centre of pixel
+      ``(i, j)`` is ``x = j, y = i``; add 0.5 for the labels' spatialdata-intrinsic coordinates), what
+      :func:`squidpy.gr.spatial_neighbors` reads; ``obsm['nucleus_centroid']``: centroid ``(x, y)`` of the
+      nucleus part, same convention (the cell centroid for cells without nucleus pixels); ``obsm['bbox']``:
+      inclusive pixel-index bounding box ``(x_min, y_min, x_max, y_max)``;
     - ``uns['assign_spots']``: the keys used (read by :func:`deepspot_sd.tl.sector_enrichment`).
 
-    When ``sdata`` is backed by a zarr store, both elements are also written there.
+    When ``sdata`` is backed by a zarr store, both elements are also written there (the points element is
+    replaced there, its provenance kept).
 
     Raises
     ------
@@ -369,6 +376,8 @@ def assign_spots(
             )
     table_key = f"{labels_key}_{points_key}" if table_key is None else table_key
     check_type("table_key", table_key, str)
+    if inplace:
+        check_key_added(sdata, table_key, "tables")  # type: ignore[arg-type]
 
     points = sdata.points[points_key]
     df = points.compute()
@@ -381,10 +390,8 @@ def assign_spots(
         df = df.reset_index(drop=True)
 
     # spots -> label pixels, then one pass over the label chunks
-    x, y = _points_in_grid(
-        df, points, labels, what=f"Points {points_key!r}", target_name=f"labels {labels_key!r}"
-    )
-    rows, cols = _nearest_pixel(x, y)
+    x, y = _points_in_grid(df, points, labels, what=f"Points {points_key!r}", target_name=f"labels {labels_key!r}")
+    rows, cols = pixel_of(x, y)
     cells_da = _dask_data(labels)
     nuclei_da = None if nuclei is None else _dask_data(nuclei)
     stats, spot_cell, spot_nuc = _label_statistics(cells_da, nuclei_da, rows, cols)
@@ -460,14 +467,13 @@ def assign_spots(
         instance_key=attrs.get("instance_key"),
         transformations=get_transformation(points, get_all=True),
     )
+    for name, value in points.attrs.items():  # keep other attributes, e.g. the provenance of detect_spots
+        new_points.attrs.setdefault(name, value)
     n_assigned = int(in_cell.sum())
     logger.info("Assigned %d of %d spots to %d cells.", n_assigned, len(df), n_cells)
     if not inplace:
         return new_points, table
-    sdata.points[points_key] = new_points
-    logger.info("Adding columns `cell_id`, `compartment` to `sdata.points[%r]`", points_key)
-    sdata.tables[table_key] = table
-    logger.info("Adding `sdata.tables[%r]`", table_key)
-    _write_back(sdata, points_key)
-    _write_back(sdata, table_key)
+    provenance = get_provenance(sdata, points_key, points) or None
+    store_element(sdata, points_key, new_points, kind="points", provenance=provenance, show_progress_bar=False)
+    store_element(sdata, table_key, table, kind="tables", show_progress_bar=False)  # type: ignore[arg-type]
     return None

@@ -1,0 +1,190 @@
+"""Store a new element in a SpatialData object and, when it is backed, in its zarr store, all or nothing.
+
+The wrappers of :mod:`deepspot_sd.pp` and :mod:`deepspot_sd.tl` call :func:`store_element` once all input
+checks have passed. For a backed object the element is computed into the store under a temporary name first; only
+when that succeeded is an existing element of the same name replaced (its folder deleted, the temporary folder
+renamed) and the in-memory object updated, with the element read back lazily from the store so that nothing is
+computed twice. A failure while computing removes the temporary folder and leaves the object and the store as they
+were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from deepspot_sd._logging import logger
+
+__all__ = ["ATTRS_KEY", "get_provenance", "progress_bar", "store_element"]
+
+#: Key of the package's provenance records, in ``element.attrs`` and in ``sdata.attrs`` (persisted in the store).
+ATTRS_KEY = "deepspot_sd"
+
+ElementKind = Literal["images", "labels", "points", "shapes"]
+_KINDS = ("images", "labels", "points", "shapes", "tables")
+
+
+@contextlib.contextmanager
+def progress_bar(show: bool) -> Iterator[None]:
+    """Show a :class:`dask.diagnostics.ProgressBar` around the computations of the block, if ``show``.
+
+    The bar reports the local schedulers (threads, processes); with a :class:`distributed.Client` it stays silent
+    and the client's dashboard shows the progress instead.
+    """
+    if not show:
+        yield
+        return
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar(minimum=1.0):
+        yield
+
+
+def get_provenance(sdata: Any, key: str, element: Any = None) -> dict[str, Any]:
+    """Return the provenance record the package stored for element ``key`` (``{}`` if there is none).
+
+    Looks at ``element.attrs["deepspot_sd"]`` first (in memory), then at ``sdata.attrs["deepspot_sd"][key]``
+    (persisted in the zarr store of a backed object).
+    """
+    attrs = getattr(element, "attrs", None)
+    if isinstance(attrs, dict) and isinstance(attrs.get(ATTRS_KEY), dict):
+        return dict(attrs[ATTRS_KEY])
+    record = (sdata.attrs or {}).get(ATTRS_KEY, {})
+    if isinstance(record, dict) and isinstance(record.get(key), dict):
+        return dict(record[key])
+    return {}
+
+
+def check_key_added(sdata: Any, key_added: str, kind: ElementKind) -> None:
+    """Raise a :class:`ValueError` when ``key_added`` is not a valid element name or names an element of another kind.
+
+    An element of the same kind is overwritten (logged).
+    """
+    from spatialdata._core.validation import check_valid_name
+
+    if not isinstance(key_added, str):
+        raise TypeError(f"Parameter key_added should be a ('str',). It is a {type(key_added).__name__!r} instead.")
+    try:
+        check_valid_name(key_added)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Parameter key_added {key_added!r} is not a valid element name: {e}") from e
+    for other in _KINDS:
+        if other != kind and key_added in getattr(sdata, other):
+            raise ValueError(
+                f"Key {key_added!r} already names an element of `sdata.{other}`; element names are unique across "
+                f"element types. Please pass another `key_added`."
+            )
+
+
+def store_element(
+    sdata: Any,
+    key: str,
+    element: Any,
+    *,
+    kind: ElementKind,
+    provenance: dict[str, Any] | None = None,
+    show_progress_bar: bool = True,
+) -> Any:
+    """Add ``element`` as ``sdata.{kind}[key]`` and, if ``sdata`` is backed, write it to its store, all or nothing.
+
+    Parameters
+    ----------
+    sdata
+        The :class:`spatialdata.SpatialData` object.
+    key
+        Element name; an existing element of the same kind is replaced.
+    element
+        The parsed element (lazy dask data is computed here for a backed object).
+    kind
+        Element type.
+    provenance
+        JSON-serialisable record stored in ``element.attrs["deepspot_sd"]`` and ``sdata.attrs["deepspot_sd"][key]``.
+    show_progress_bar
+        Show a dask progress bar while computing into the store.
+
+    Returns
+    -------
+    The element now held by ``sdata`` (for a backed object: read back lazily from the store).
+    """
+    check_key_added(sdata, key, kind)
+    if provenance is not None:
+        element.attrs[ATTRS_KEY] = provenance
+    container = getattr(sdata, kind)
+    if not sdata.is_backed():
+        container[key] = element
+        _set_sdata_provenance(sdata, key, provenance)
+        logger.info("Adding `sdata.%s[%r]`.", kind, key)
+        return element
+
+    root = Path(str(sdata.path))
+    tmp = f"{key}_tmp_{uuid.uuid4().hex[:8]}"
+    try:
+        container[tmp] = element
+        with progress_bar(show_progress_bar):
+            sdata.write_element(tmp)
+    except BaseException:
+        _remove_quietly(sdata, kind, tmp, root)
+        raise
+    finally:
+        if tmp in container:
+            del container[tmp]
+
+    # the new data is complete in the store: swap it in (a folder removal and a rename, no computation)
+    old = container.pop(key, None) if key in container else None
+    try:
+        target = root / kind / key
+        if target.exists():
+            shutil.rmtree(target)
+        (root / kind / tmp).rename(target)
+        if sdata.has_consolidated_metadata():
+            sdata.write_consolidated_metadata()
+        new = _read_back(root, kind, key)
+    except BaseException:
+        if old is not None:
+            container[key] = old
+        _remove_quietly(sdata, kind, tmp, root)
+        raise
+    if provenance is not None:
+        new.attrs[ATTRS_KEY] = provenance
+    container[key] = new
+    _set_sdata_provenance(sdata, key, provenance)
+    if provenance is not None:
+        sdata.write_attrs()
+    logger.info("Adding `sdata.%s[%r]` and writing it to %s.", kind, key, root)
+    return new
+
+
+def _set_sdata_provenance(sdata: Any, key: str, provenance: dict[str, Any] | None) -> None:
+    attrs = dict(sdata.attrs or {})
+    record = dict(attrs.get(ATTRS_KEY, {}))
+    if provenance is None:
+        if key not in record:
+            return
+        record.pop(key)
+    else:
+        record[key] = provenance
+    attrs[ATTRS_KEY] = record
+    sdata.attrs = attrs
+
+
+def _read_back(root: Path, kind: str, key: str) -> Any:
+    from spatialdata import read_zarr
+
+    return getattr(read_zarr(root, selection=(kind,)), kind)[key]
+
+
+def _remove_quietly(sdata: Any, kind: str, name: str, root: Path) -> None:
+    """Delete a partially written element folder, if any, and re-consolidate the metadata."""
+    folder = root / kind / name
+    if not folder.exists():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        if sdata.has_consolidated_metadata():
+            sdata.write_consolidated_metadata()
+    except (OSError, ValueError, KeyError) as e:  # pragma: no cover - best effort clean-up
+        logger.warning("Could not re-consolidate the metadata of %s after a failed write: %s", root, e)
