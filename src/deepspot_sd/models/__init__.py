@@ -1,7 +1,9 @@
 """`deepspot_sd.models`: the enhancement network, its config, loss, training and the shipped weights."""
 
+from ._calibrate import Calibration, calibrate_array
 from ._cnn import build_model, count_parameters
 from ._config import ModelConfig
+from ._finetune import calibrate, fine_tune
 from ._loss import deepspot_loss
 from ._pretrained import EnhancementModel, available_models, load_model, load_pretrained
 from ._train import calibrate_threshold, evaluate_enhanced, export_model, predict_images, train
@@ -15,16 +17,20 @@ from ._training_data import (
 )
 
 __all__ = [
+    "Calibration",
     "EnhancementModel",
     "ModelConfig",
     "TrainingSample",
     "available_models",
     "build_model",
+    "calibrate",
+    "calibrate_array",
     "calibrate_threshold",
     "count_parameters",
     "deepspot_loss",
     "evaluate_enhanced",
     "export_model",
+    "fine_tune",
     "load_model",
     "load_pretrained",
     "load_real_backgrounds",

@@ -23,7 +23,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -278,6 +279,7 @@ def train(
     prefetch: int = 2,
     backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
     real_fraction: float = 0.0,
+    simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
     run_eagerly: bool = False,
 ) -> pd.DataFrame:
     """Train an enhancement network on freshly simulated images, resumably.
@@ -324,6 +326,9 @@ def train(
         Spot-free real backgrounds (:func:`deepspot_sd.models.load_real_backgrounds`) for hybrid images.
     real_fraction
         Fraction of training and validation images made on ``backgrounds``.
+    simulation_overrides
+        Fixed :func:`deepspot_sd.datasets.simulate_image` arguments for the simulated images (e.g. a calibrated
+        microscope from :meth:`~deepspot_sd.models.Calibration.simulation_kwargs`).
     run_eagerly
         Run the Keras train step eagerly instead of as a traced ``tf.function`` (no tracing cost; for tests and
         debugging of tiny models).
@@ -366,6 +371,7 @@ def train(
         "validation_seed": int(validation_seed),
         "n_backgrounds": len(backgrounds),
         "real_fraction": float(real_fraction),
+        "simulation_overrides": {k: v if np.isscalar(v) else list(v) for k, v in simulation_overrides.items()},
     }
 
     keras.utils.set_random_seed(int(seed) % 2**32)  # the initial weights depend on the seed only
@@ -404,6 +410,7 @@ def train(
             normalization_kwargs=config.normalization_kwargs,
             backgrounds=backgrounds,
             real_fraction=real_fraction,
+            simulation_overrides=simulation_overrides,
         )
     else:
         validation = list(validation_images)
@@ -421,6 +428,7 @@ def train(
             n_batches=steps_per_epoch,
             backgrounds=backgrounds,
             real_fraction=real_fraction,
+            simulation_overrides=simulation_overrides,
         )
         losses = []
         for x, y in _prefetch(batches, prefetch):
