@@ -268,7 +268,12 @@ def _draw_sample(
     real_fraction: float,
     augment: bool = True,
 ) -> TrainingSample:
-    common = {"shape": shape, "target_cap": target_cap, "normalization_kwargs": normalization_kwargs, "augment": augment}
+    common = {
+        "shape": shape,
+        "target_cap": target_cap,
+        "normalization_kwargs": normalization_kwargs,
+        "augment": augment,
+    }
     if backgrounds and rng.uniform() < real_fraction:
         return real_background_sample(rng, backgrounds, **common)
     return simulate_training_sample(rng, simulation_overrides=simulation_overrides, **common)
