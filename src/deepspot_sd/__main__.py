@@ -26,13 +26,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--size", type=int, default=2048, help="image side in pixels")
     demo.add_argument("--chunks", type=int, default=1024, help="chunk side in pixels")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--model", default=None, help="model name or folder (default: the shipped model)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("deepspot_sd").setLevel(logging.INFO)
     from ._demo import run_demo
 
-    summary = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed)
+    summary = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed, model=args.model)
     print(summary)
     return 0
 

@@ -46,7 +46,7 @@ INTRINSIC_TO_INDEX = np.array(
 def pixel_centre_transformations(
     image_transformations: Mapping[str, BaseTransformation] | None,
 ) -> dict[str, BaseTransformation]:
-    """Transformations of a points element in pixel-index coordinates of an image (or a level of it).
+    """Return the transformations of a points element in pixel-index coordinates of an image (or of a level).
 
     Parameters
     ----------

@@ -6,11 +6,18 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ._logging import logger
 
 
-def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int = 0) -> str:
-    """Simulate the wound-healing scene, write it to zarr, analyse it and summarise the result.
+def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int = 0, model: str | None = None) -> str:
+    """Simulate the wound-healing scene and run the whole pipeline on it from its zarr store.
+
+    Steps: simulate → write zarr → reopen → :func:`~deepspot_sd.tl.enhance` → :func:`~deepspot_sd.tl.detect_spots`
+    → score against the true spots → :func:`~deepspot_sd.tl.assign_spots` → :func:`~deepspot_sd.tl.sector_enrichment`
+    toward the wound → :func:`~deepspot_sd.tl.polarity_index` per group of cells. Every result is written back
+    into the store.
 
     Parameters
     ----------
@@ -22,6 +29,8 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
         Chunk side in pixels.
     seed
         Scene seed.
+    model
+        Model name or folder for :func:`~deepspot_sd.tl.enhance` (default: the shipped model).
 
     Returns
     -------
@@ -29,6 +38,7 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
     """
     import spatialdata as sd
 
+    from . import metrics, tl
     from .datasets import wound_healing
 
     out = Path(out)
@@ -36,18 +46,50 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
     store = out / "wound_healing.zarr"
     if store.exists():
         shutil.rmtree(store)
+    timings = {}
     start = time.perf_counter()
-    scene = wound_healing((size, size), chunks=chunks, seed=seed)
-    scene.write(store)
+    wound_healing((size, size), chunks=chunks, seed=seed).write(store)
     sdata = sd.read_zarr(store)
-    logger.info("Wrote the simulated scene to %s in %.1f s", store, time.perf_counter() - start)
+    timings["simulate + write"] = time.perf_counter() - start
 
-    truth = sdata.tables["cell_truth"].obs
+    start = time.perf_counter()
+    tl.enhance(sdata, "smfish", model=model)
+    timings["enhance"] = time.perf_counter() - start
+    start = time.perf_counter()
+    tl.detect_spots(sdata, "smfish_enhanced", key_added="spots")
+    timings["detect"] = time.perf_counter() - start
+
+    found = sdata.points["spots"].compute()
+    truth = sdata.points["true_spots"].compute()
+    scores = metrics.match_kdtree(truth[["y", "x"]].to_numpy(), found[["y", "x"]].to_numpy(), radius=3.0)
+
+    start = time.perf_counter()
+    tl.assign_spots(sdata, "spots", "cells", nuclei_key="nuclei", table_key="cells_spots")
+    table = sdata.tables["cells_spots"]
+    cell_truth = sdata.tables["cell_truth"].obs.set_index("cell_id")
+    table.obs["group"] = cell_truth.loc[table.obs["cell_id"].to_numpy(), "group"].to_numpy()
+    table.obs["group"] = table.obs["group"].astype("category")
+    tl.sector_enrichment(sdata, "cells_spots", reference="wound")
+    tl.polarity_index(sdata, "cells_spots", groupby="group")
+    timings["cells"] = time.perf_counter() - start
+    sdata.write_element("cells_spots", overwrite=True)
+
+    count_error = table.obs["n_spots"].to_numpy() - cell_truth.loc[table.obs["cell_id"].to_numpy(), "n_spots_true"]
+    pi = table.uns["polarity_index"]
+    logger.info("Timings (s): %s", {k: round(v, 1) for k, v in timings.items()})
     lines = [
         f"scene: {store}",
         f"image: {tuple(sdata.images['smfish'].shape)} {sdata.images['smfish'].dtype}, "
         f"chunks {sdata.images['smfish'].data.chunksize}",
-        f"cells: {len(truth)} ({(truth['group'] == 'migrating').sum()} migrating), "
-        f"true spots: {int(truth['n_spots_true'].sum())}",
+        f"spots: {len(found)} detected, {len(truth)} true; precision {scores.precision:.3f}, "
+        f"recall {scores.recall:.3f}, F1 {scores.f1:.3f} (k-d tree, r = 3 px)",
+        f"cells: {table.n_obs}; per-cell count error: mean {np.mean(count_error):+.2f}, "
+        f"mean absolute {np.mean(np.abs(count_error)):.2f} spots",
     ]
+    for group, row in pi.iterrows():
+        lines.append(
+            f"polarity index ({group}): {row['pi']:+.2f} (bootstrap median {row['boot_median']:+.2f} "
+            f"± {row['boot_std']:.2f}, {int(row['n_cells'])} cells)"
+        )
+    lines.append("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     return "\n".join(lines)

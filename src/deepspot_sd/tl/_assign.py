@@ -83,8 +83,9 @@ def _affine_to_grid(element: Any, target: Any, *, what: str, target_name: str) -
     """Return the 3x3 affine matrix mapping ``element`` intrinsic ``(x, y, 1)`` to ``target`` intrinsic ones.
 
     Intrinsic coordinates are those of spatialdata: for a raster ``target``, pixel ``(i, j)`` covers
-    ``[j, j + 1) x [i, i + 1)``; for a points or shapes ``element``, its own ``x``, ``y`` values. Both elements are mapped to a coordinate system they share (``"global"`` when shared, otherwise the first
-    shared one in alphabetical order); the result is ``inv(T_target) @ T_element``.
+    ``[j, j + 1) x [i, i + 1)``; for a points or shapes ``element``, its own ``x``, ``y`` values. Both elements
+    are mapped to a coordinate system they share (``"global"`` when shared, otherwise the first shared one in
+    alphabetical order); the result is ``inv(T_target) @ T_element``.
     """
     from spatialdata.transformations import get_transformation
 

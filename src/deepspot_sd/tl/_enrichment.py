@@ -11,8 +11,9 @@ convention.
 
 Angle convention
 ----------------
-Angles are in degrees in these ``(x, y)`` pixel coordinates, ``theta = atan2(dy, dx)``: 0° points to ``+x`` (right) and 90° to ``+y``, which is *down* in an image shown
-with its origin at the top left, so angles increase clockwise on screen. Sector ``k`` (``k = 0 .. n - 1``)
+Angles are in degrees in these ``(x, y)`` pixel coordinates, ``theta = atan2(dy, dx)``: 0° points to ``+x``
+(right) and 90° to ``+y``, which is *down* in an image shown with its origin at the top left, so angles increase
+clockwise on screen. Sector ``k`` (``k = 0 .. n - 1``)
 covers ``[ref + k w - w / 2, ref + k w + w / 2)`` with ``w = 360 / n`` and ``ref`` the cell's reference angle:
 sector 0 is centred on the reference direction and the others follow clockwise on screen.
 """
