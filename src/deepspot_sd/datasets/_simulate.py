@@ -176,6 +176,13 @@ def sample_spot_positions(
     if n_spots == 0:
         return spots
     upper = np.array(shape, dtype=float) - 1.0
+    # random sequential placement of discs of diameter min_distance jams at ~55 % coverage: fail fast beyond it
+    coverage = n_spots * np.pi * (min_distance_px / 2.0) ** 2 / max(np.prod(upper), 1.0)
+    if coverage > 0.5:
+        raise ValueError(
+            f"Could not place {n_spots} spots at least {min_distance_px} px apart in an image of shape {shape}; "
+            "lower n_spots or min_distance_px."
+        )
     n_cluster = int(round(cluster_fraction * n_spots))
     n_centres = max(1, n_cluster // 8)
     centres = rng.uniform(0, 1, size=(n_centres, 2)) * upper
