@@ -216,7 +216,7 @@ def wavelet_statistics(
     Parameters
     ----------
     image
-        ``(y, x)`` image or tile (a tile with a halo of at least :func:`wavelet_halo_px` px where it has neighbours).
+        ``(y, x)`` image or tile (a tile with a halo of at least ``wavelet_halo_px`` px where it has neighbours).
     scales
         Scales (1-based) to summarise.
     center
@@ -227,7 +227,7 @@ def wavelet_statistics(
 
     Returns
     -------
-    Sums over the region, to be added up with :func:`combine_wavelet_statistics`.
+    Sums over the region, to be added up with ``combine_wavelet_statistics``.
     """
     wanted = _check_scales(scales)
     coeffs = b3_wavelet_coefficients(image, scales=wanted)
@@ -302,7 +302,7 @@ def wavelet_thresholds(
     Parameters
     ----------
     stats
-        Statistics of the whole image (pass 2 of :func:`wavelet_statistics` when combined from tiles).
+        Statistics of the whole image (pass 2 of ``wavelet_statistics`` when combined from tiles).
     sensitivities
         ``{scale: sensitivity}`` of the enabled scales, in percent (higher finds more spots).
 
@@ -358,15 +358,15 @@ def find_spots_wavelet(
 ) -> np.ndarray:
     """Detect spots with the undecimated B3-spline wavelet detector of Icy (paper §4, design.md §1).
 
-    For each enabled scale ``s`` the coefficients ``W_s`` (:func:`b3_wavelet_coefficients`) are kept where
-    ``W_s >= T_s`` (:func:`wavelet_thresholds`). A pixel belongs to a spot where every enabled scale keeps a
+    For each enabled scale ``s`` the coefficients ``W_s`` (``b3_wavelet_coefficients``) are kept where
+    ``W_s >= T_s`` (``wavelet_thresholds``). A pixel belongs to a spot where every enabled scale keeps a
     non-zero coefficient (Icy's rule; with ``T_s >= 0`` this means ``W_s >= T_s`` and ``W_s > 0``, so a constant
     image has no spots). The kept coefficients of the enabled scales are summed; each 8-connected component of
     kept pixels is one spot, reported at the centroid of the summed coefficients.
 
     Borders are mirrored (edge pixel repeated), repeatedly when a scale reaches further than the image is wide, so
     any image size works for the transform. The thresholds need ``N > 4**s`` pixels for every enabled scale
-    (see :func:`wavelet_thresholds`); Icy instead refuses images smaller than ``2**(s+1) + 1`` px on a side
+    (see ``wavelet_thresholds``); Icy instead refuses images smaller than ``2**(s+1) + 1`` px on a side
     (257 px for scale 7), which would exclude the paper's own 256 x 256 images.
 
     Parameters
@@ -376,9 +376,9 @@ def find_spots_wavelet(
     sensitivities
         ``{scale: sensitivity in percent}`` of the enabled scales. Default: the paper's ``{3: 20, 7: 100}``.
     thresholds
-        ``{scale: threshold}`` computed beforehand for the whole image (:func:`wavelet_thresholds`). Give them
+        ``{scale: threshold}`` computed beforehand for the whole image (``wavelet_thresholds``). Give them
         when ``image`` is a tile: the result then does not depend on the tiling, at every spot whose component
-        lies at least :func:`wavelet_halo_px` px inside the tile. Its keys are the enabled scales and
+        lies at least ``wavelet_halo_px`` px inside the tile. Its keys are the enabled scales and
         ``sensitivities`` is ignored. ``None`` computes them from ``image``.
 
     Returns
@@ -508,7 +508,7 @@ def find_spots_local_max(
     found. A constant image has no peak.
 
     The centre is the intensity-weighted centroid of the 3 x 3 neighbourhood of the peak pixel, with the window's
-    minimum subtracted from the weights (:func:`refine_centroid`); for a plateau, of the plateau and its
+    minimum subtracted from the weights (``refine_centroid``); for a plateau, of the plateau and its
     8-neighbours. A clean stamp (255 centre, 230 edges, 200 corners) is found exactly at its centre pixel.
 
     Parameters
@@ -623,7 +623,7 @@ def find_spots_log(
     The response is the scale-normalised negative LoG, ``-sigma**2 * LoG_sigma(image)`` (symmetric borders), so a
     bright spot gives a positive peak whose height is comparable across ``sigma``. Spots are the local maxima of the
     response ``>= threshold`` (:func:`find_spots_local_max` with its plateau handling). The centre is the 3 x 3
-    background-subtracted centroid (:func:`refine_centroid`) on the *input image* around the response peak: the
+    background-subtracted centroid (``refine_centroid``) on the *input image* around the response peak: the
     response is wider than the spot and would bias a 3 x 3 centroid towards the peak pixel.
 
     Parameters

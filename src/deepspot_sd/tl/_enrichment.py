@@ -141,9 +141,8 @@ def sector_enrichment(
     Each cell's cytoplasm (cell minus nucleus) is split into ``n_sectors`` sectors of ``360 / n_sectors``
     degrees around its nucleus centroid, sector 0 centred on the direction from the centroid to the reference
     (paper §4.5: three sectors of 120°, ``S_wound`` spanning ±60° around the direction to the wound). Sector
-    areas are cytoplasm pixel counts, computed chunk by chunk. Angles follow the convention of
-    :mod:`deepspot_sd.tl._enrichment`: degrees, ``atan2(dy, dx)`` in pixel coordinates, i.e. clockwise on
-    screen since the image y axis points down.
+    areas are cytoplasm pixel counts, computed chunk by chunk. Angles are in degrees, ``atan2(dy, dx)`` in
+    pixel coordinates, i.e. clockwise on screen since the image y axis points down.
 
     Parameters
     ----------
