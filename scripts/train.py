@@ -28,6 +28,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=20, help="total number of epochs (a resumed run continues to it)")
     p.add_argument("--steps-per-epoch", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch-size", type=int, default=None, help="side of training images (default: tile size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--validation-images", type=int, default=24)
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         prefetch=args.prefetch,
         backgrounds=backgrounds,
         real_fraction=args.real_fraction,
+        patch_size=args.patch_size,
     )
     if len(history):
         last = history.iloc[-1]
