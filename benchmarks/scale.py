@@ -8,7 +8,8 @@ One run reports:
    pixels), both in MPix/s, and their ratio per *output* pixel (includes the tiling overlap: every tile keeps only its
    central ``tile - 2 * overlap`` px) and per *network* pixel (pure pipeline overhead). The same image is also
    detected with ``dsd.tl.detect_spots`` and with the peers of the accuracy benchmark (``benchmarks/peers.py``:
-   Big-FISH with its automatic threshold, U-FISH; optional), which get the raw image as one numpy array.
+   Big-FISH with its automatic threshold, U-FISH; optional), which get the raw image as one numpy array (U-FISH, which
+   runs the whole array through its network at about 0.8 kB per pixel, its top-left 2048² crop by default).
 2. **Peak memory** (RSS high-water mark, ``ru_maxrss``) of the whole pipeline ``read_zarr -> enhance (written to the
    store) -> detect_spots`` at two image sizes with the same chunk size, each case in a fresh subprocess; the scene
    is generated and written to zarr beforehand, in its own subprocess (its peak memory is reported too). The large
@@ -18,14 +19,19 @@ One run reports:
    threshold); the pipeline and its memory behaviour are exercised, the network cost is not. The small size is run
    with both the real network and the stand-in.
 3. **Distributed**: the same pipeline on a ``dask.distributed`` ``LocalCluster`` (2 worker processes, 1 thread each,
-   TensorFlow limited to 1 thread per worker) versus the local threaded scheduler on the same image: spot counts,
-   F1 of matching the two spot sets (k-d tree, radius 1 px), whether they are identical, the largest difference of
-   the two enhanced images, and the wall time of each.
+   TensorFlow limited to 1 thread per worker) versus the local threaded scheduler (TensorFlow's default threads) on
+   the same image: spot counts, F1 of matching the two spot sets (k-d tree, radius 1 px), whether they are
+   identical, the largest difference of the two enhanced images, and the wall time of each. TensorFlow's float32
+   results depend on its thread count in the last bits, so the enhanced images may differ by ~1e-5 and the refined
+   spot positions by a tiny amount; with ``--threads 1`` (1 TensorFlow thread everywhere) they are bitwise equal.
 
 Run from the repository root::
 
     python benchmarks/scale.py --quick --no-write          # development: 1024² and 2048², a few minutes
     python benchmarks/scale.py                             # full run: 4096² and 16384², writes docs/benchmarks.md
+                                                           # (estimated 25-30 min on 2 cores: the 16384² scene
+                                                           #  alone takes ~10 min to generate and write)
+    python benchmarks/scale.py --malloc-mmap-threshold 131072   # memory cases without glibc heap fragmentation
     python benchmarks/scale.py --model /tmp/dsd_dev_model  # a model folder instead of the shipped model
 
 ``--model`` takes a shipped model name (default ``deepspot_v1``), a model folder (``config.json`` +
@@ -64,6 +70,11 @@ RESULT_PREFIX = "RESULT "
 MATCH_RADIUS_PX = 1.0
 UNTRAINED = "untrained"
 DEFAULT_WORKDIR = Path("/tmp/dsd_scale")
+#: U-FISH runs a whole image through one ONNX call: 3.7 GB peak RSS at 2048² (about 0.8 kB per pixel), so about
+#: 14 GB at 4096²; by default it gets the top-left crop of this size (``--peer-size`` overrides).
+UFISH_MAX_SIZE = 2048
+#: ``dsd.pp.normalization_stats`` materialises images of at most this many pixels; larger ones are sampled.
+WHOLE_IMAGE_STATS_PX = 2**22
 
 
 # ==================================================================================================== helpers
@@ -340,7 +351,8 @@ def case_distributed(args: argparse.Namespace) -> None:
 
     sdata = read_zarr(args.store)
     t_threads, spots_threads = _pipeline(sdata, args.model, "smfish_enhanced_threads")
-    workers_env = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    threads = str(args.threads or 1)
+    workers_env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": threads}
     t = time.perf_counter()
     with (
         LocalCluster(
@@ -369,10 +381,15 @@ def case_distributed(args: argparse.Namespace) -> None:
             "n_spots_distributed": len(spots_dist),
             "f1": float(match.f1),
             "identical": identical,
+            "worker_tf_threads": int(threads),
+            "max_shift_px": float(np.max(match.distances)) if len(match.distances) else 0.0,
             "max_abs_diff_enhanced": float(np.max(np.abs(a - b))) if a.size else 0.0,
         }
     )
 
+
+#: Cases whose peak memory is reported (``--malloc-mmap-threshold`` applies to them).
+MEMORY_CASES = ("write", "memory")
 
 CASES = {
     "write": case_write,
@@ -394,8 +411,11 @@ def run_case(case: str, args: argparse.Namespace, **options: Any) -> dict[str, A
         cmd += [f"--{name.replace('_', '-')}", str(value)]
     label = " ".join(f"{k}={v}" for k, v in options.items() if k != "store")
     print(f"[scale] {case} {label} ...", flush=True)
+    env = dict(os.environ)
+    if case in MEMORY_CASES and args.malloc_mmap_threshold is not None:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
@@ -467,31 +487,41 @@ def throughput_table(r: dict[str, Any], peers: list[dict[str, Any]]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
-def memory_table(writes: list[dict[str, Any]], runs: list[dict[str, Any]], chunk: int) -> str:
+def memory_table(
+    writes: list[dict[str, Any]], runs: list[dict[str, Any]], chunk: int, mmap_threshold: int | None
+) -> str:
+    allocator = (
+        "glibc malloc with its default dynamic mmap threshold"
+        if mmap_threshold is None
+        else f"glibc malloc with `MALLOC_MMAP_THRESHOLD_={mmap_threshold}`"
+    )
     lines = [
-        f"**Peak memory** (RSS high-water mark of a fresh process per row; chunks {chunk} x {chunk} px; baseline = "
-        "after imports and model loading, before the data is touched).",
+        f"**Peak memory** (RSS high-water mark `ru_maxrss` of a fresh process per row; chunks {chunk} x {chunk} px; "
+        f"baseline = after imports, model loading and one warm-up batch, before the data is touched; {allocator}). "
+        "The peak of the pipeline rows is reached during `enhance` (column 'enhance peak') or `detect_spots`.",
         "",
-        "| step | image | network | wall (s) | baseline (MiB) | peak (MiB) | peak − baseline (MiB) | spots |",
-        "|:---|---:|:---|---:|---:|---:|---:|---:|",
+        "| step | image | network | wall (s) | baseline (MiB) | enhance peak (MiB) | peak (MiB) | "
+        "peak − baseline (MiB) | spots |",
+        "|:---|---:|:---|---:|---:|---:|---:|---:|---:|",
     ]
     for w in writes:
         if "error" in w:
-            lines.append(f"| generate + write scene | {w.get('size')}² | — | failed: {w['error']} | | | | |")
+            lines.append(f"| generate + write scene | {w.get('size')}² | — | failed: {w['error']} | | | | | |")
             continue
         lines.append(
             f"| generate scene lazily + `sdata.write` ({len(w['elements'])} elements) | {w['size']}² | — | "
-            f"{w['wall_s']:.0f} | {w['baseline_rss_mib']:.0f} | {w['max_rss_mib']:.0f} | "
+            f"{w['wall_s']:.0f} | {w['baseline_rss_mib']:.0f} | — | {w['max_rss_mib']:.0f} | "
             f"{w['max_rss_mib'] - w['baseline_rss_mib']:.0f} | {w['n_true_spots']} true |"
         )
     for r in runs:
         if "error" in r:
-            lines.append(f"| pipeline | {r.get('size')}² | {r.get('memory_model')} | failed: {r['error']} | | | | |")
+            lines.append(f"| pipeline | {r.get('size')}² | {r.get('memory_model')} | failed: {r['error']} | | | | | |")
             continue
         net = "real" if r["memory_model"] == "real" else "identity stand-in"
         lines.append(
             f"| `read_zarr` → `enhance` (to zarr) → `detect_spots` | {r['size']}² | {net} | {r['wall_s']:.0f} | "
-            f"{r['baseline_rss_mib']:.0f} | {r['max_rss_mib']:.0f} | {r['max_rss_mib'] - r['baseline_rss_mib']:.0f} | "
+            f"{r['baseline_rss_mib']:.0f} | {r['after_enhance_rss_mib']:.0f} | {r['max_rss_mib']:.0f} | "
+            f"{r['max_rss_mib'] - r['baseline_rss_mib']:.0f} | "
             f"{r['n_spots']} |"
         )
     ok = [r for r in runs if "error" not in r]
@@ -520,11 +550,23 @@ def memory_table(writes: list[dict[str, Any]], runs: list[dict[str, Any]], chunk
             f"{small['max_rss_mib']:.0f} MiB, ratio **{large['max_rss_mib'] / small['max_rss_mib']:.2f}x** (the "
             "layout, i.e. the true spots and cells, is held in memory and grows with the area)."
         )
+    if any(r["size"] ** 2 <= WHOLE_IMAGE_STATS_PX for r in ok):
+        lines.append(
+            f"- Images of at most {WHOLE_IMAGE_STATS_PX} px (2048²) are normalised with statistics of the whole image "
+            "(`dsd.pp.normalization_stats` materialises it, so that part grows with the area up to 2048²), larger "
+            "ones from 64 windows of 256² px; compare peaks between sizes above 2048² only."
+        )
     if any(r["memory_model"] == "identity" for r in ok):
         lines.append(
             "- *Identity stand-in*: a 1-layer 3 x 3 convolution set to the identity with the real model's config "
             "(tiles, overlap, normalisation, threshold), so the pipeline's data flow and memory are exercised without "
             "the network's cost; its spots are local maxima >= threshold of the normalised raw image."
+        )
+    if mmap_threshold is None:
+        lines.append(
+            "- glibc's dynamic mmap threshold keeps freed large arrays in the heap, so the RSS of the threaded "
+            "pipeline can creep up with the number of chunks processed although the live data stays bounded; "
+            "`--malloc-mmap-threshold 131072` measures the pipeline without that allocator effect."
         )
     lines.append(
         f"- One {chunk}² chunk: {chunk * chunk * 2 / 2**20:.0f} MiB raw (uint16), {chunk * chunk * 4 / 2**20:.0f} "
@@ -545,12 +587,16 @@ def distributed_table(r: dict[str, Any]) -> str:
             "| scheduler | wall (s) | spots |",
             "|:---|---:|---:|",
             f"| dask threaded (local, default) | {r['threads_s']:.1f} | {r['n_spots_threads']} |",
-            f"| `distributed.LocalCluster`, 2 worker processes x 1 thread (TensorFlow 1 thread each; cluster start "
-            f"{r['cluster_start_s']:.1f} s not included) | {r['distributed_s']:.1f} | {r['n_spots_distributed']} |",
+            f"| `distributed.LocalCluster`, 2 worker processes x 1 thread (TensorFlow {r['worker_tf_threads']} "
+            f"thread(s) each; cluster start {r['cluster_start_s']:.1f} s not included) | {r['distributed_s']:.1f} | "
+            f"{r['n_spots_distributed']} |",
             "",
             f"- F1 of matching the two spot sets (k-d tree, radius {MATCH_RADIUS_PX:g} px): **{r['f1']:.4f}**; "
-            f"identical coordinates: **{'yes' if r['identical'] else 'NO'}**; largest difference of the enhanced "
-            f"images: {r['max_abs_diff_enhanced']:.3g}.",
+            f"identical coordinates: **{'yes' if r['identical'] else 'no'}** (largest shift of a matched spot "
+            f"{r['max_shift_px']:.2g} px); largest difference of the two enhanced images: "
+            f"{r['max_abs_diff_enhanced']:.3g} (0–255 scale). TensorFlow's float32 results depend on its thread "
+            "count in the last bits (local: TensorFlow's default threads; workers: the number above); with "
+            "`--threads 1` (one TensorFlow thread everywhere) the images and spots are bitwise identical.",
         ]
     )
 
@@ -564,6 +610,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("real", "identity"),
         default="identity",
         help="network for the large memory case (default identity: 1-layer stand-in, network cost removed)",
+    )
+    parser.add_argument(
+        "--malloc-mmap-threshold",
+        type=int,
+        default=None,
+        help="set glibc's MALLOC_MMAP_THRESHOLD_ (bytes) for the memory cases (default: glibc's dynamic threshold)",
     )
     parser.add_argument("--chunk", type=int, default=CHUNK, help=f"chunk size in px of the scenes (default {CHUNK})")
     parser.add_argument("--peers", default="bigfish,ufish", help="comma-separated peers, or 'none'")
@@ -610,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     peer_results = []
     peer_names = [] if args.peers.strip().lower() == "none" else [p.strip() for p in args.peers.split(",") if p]
     for name in peer_names:
-        crop = args.peer_size or size_throughput
+        crop = args.peer_size or (min(size_throughput, UFISH_MAX_SIZE) if name == "ufish" else size_throughput)
         peer_results.append(
             run_case("peer", args, size=size_throughput, store=store(size_throughput), peer=name, crop=crop)
         )
@@ -640,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         if "error" not in throughput
         else f"Throughput failed: {throughput['error']}",
         "",
-        memory_table(writes, memory_runs, args.chunk),
+        memory_table(writes, memory_runs, args.chunk, args.malloc_mmap_threshold),
         "",
         distributed_table(distributed),
         "",
