@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
 .venv/bin/python -m ruff check .
 .venv/bin/python -m pytest -q
+# the tutorials execute end to end (the docs build runs them too)
+.venv/bin/python -m pytest -q --nbmake notebooks
 # the built wheel must ship the pretrained weights (no machine can download them)
 wheel_dir=$(mktemp -d)
 .venv/bin/python -m pip wheel --quiet --no-deps --wheel-dir "$wheel_dir" .

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -174,7 +175,11 @@ def _set_sdata_provenance(sdata: Any, key: str, provenance: dict[str, Any] | Non
 def _read_back(root: Path, kind: str, key: str) -> Any:
     from spatialdata import read_zarr
 
-    return getattr(read_zarr(root, selection=(kind,)), kind)[key]
+    with warnings.catch_warnings():
+        # reading only `kind` leaves out the elements a table annotates, which spatialdata warns about: the
+        # warning is spurious here, the annotated elements are in `sdata`
+        warnings.filterwarnings("ignore", message="The table is annotating", category=UserWarning)
+        return getattr(read_zarr(root, selection=(kind,)), kind)[key]
 
 
 def _remove_quietly(sdata: Any, kind: str, name: str, root: Path) -> None:
