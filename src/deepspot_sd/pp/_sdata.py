@@ -103,19 +103,8 @@ def normalize(
     check_finite_image(arr, f"sdata.images[{image_key!r}]")
     channels = list(data.coords["c"].values.tolist())
 
-    layers, records = [], []
-    for i, name in enumerate(channels):
-        stats = normalization_stats(arr[i], **config.normalization_kwargs)
-        if stats.degenerate:
-            warnings.warn(
-                f"Channel {name!r} of image {image_key!r} has no contrast (constant); its normalised image is "
-                "constant. Check the input channel.",
-                UserWarning,
-                stacklevel=2,
-            )
-        layers.append(apply_normalization(arr[i], stats))
-        records.append(stats.to_dict())
-    out = da.stack(layers).rechunk(arr.chunksize)
+    out, records = normalize_channels(arr, channels, config, image_key=image_key)
+    out = out.rechunk(arr.chunksize)
     out = out.map_blocks(_check_finite_block, dtype=np.float32)
     element = Image2DModel.parse(out, dims=("c", "y", "x"), c_coords=channels, transformations=transformations)
     level = "scale0" if scale is None else (scale if isinstance(scale, str) else f"scale{int(scale)}")
@@ -131,6 +120,31 @@ def normalize(
         return element
     store_element(sdata, key_added, element, kind="images", provenance=provenance, show_progress_bar=show_progress_bar)
     return None
+
+
+def normalize_channels(
+    arr: Any, channels: list[Any], config: ModelConfig, *, image_key: str
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Normalise each channel of a ``(c, y, x)`` dask array lazily, with statistics over the whole channel.
+
+    Returns the stacked float32 dask array and the per-channel statistics (as dicts, for provenance). A channel
+    without contrast (constant) gives a :class:`UserWarning`: its normalised image is constant and carries no spots.
+    """
+    import dask.array as da
+
+    layers, records = [], []
+    for i, name in enumerate(channels):
+        stats = normalization_stats(arr[i], **config.normalization_kwargs)
+        if stats.degenerate:
+            warnings.warn(
+                f"Channel {name!r} of image {image_key!r} has no contrast (constant); its normalised image is "
+                "constant and carries no spots. Check the input channel.",
+                UserWarning,
+                stacklevel=3,
+            )
+        layers.append(apply_normalization(arr[i], stats))
+        records.append(stats.to_dict())
+    return da.stack(layers), records
 
 
 def _check_finite_block(block: np.ndarray) -> np.ndarray:

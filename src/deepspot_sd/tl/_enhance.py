@@ -451,21 +451,9 @@ def enhance(
     if normalized:
         norm = arr.astype(np.float32)
     else:
-        from deepspot_sd.pp import apply_normalization, normalization_stats
+        from deepspot_sd.pp._sdata import normalize_channels
 
-        layers, norm_records = [], []
-        for i, name in enumerate(channels):
-            stats = normalization_stats(arr[i], **config.normalization_kwargs)
-            if stats.degenerate:
-                warnings.warn(
-                    f"Channel {name!r} of image {image_key!r} has no contrast (constant); its enhanced image carries "
-                    "no spots. Check the input channel.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            layers.append(apply_normalization(arr[i], stats))
-            norm_records.append(stats.to_dict())
-        norm = da.stack(layers)
+        norm, norm_records = normalize_channels(arr, channels, config, image_key=image_key)
 
     out = _enhance_dask(norm, spec, config, batch_size=int(batch_size), in_chunks=in_chunks)
     element = Image2DModel.parse(out, dims=("c", "y", "x"), c_coords=channels, transformations=transformations)
