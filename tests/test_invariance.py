@@ -2,7 +2,6 @@
 
 Normalise + enhance + detect (one fixed setting, the model's ``threshold`` / ``min_distance``) each variant of a small
 simulated image and compare with the detections on the unmodified input: k-d tree matching at radius 3 px, F1 >= 0.99.
-Skipped until the shipped model ``deepspot_v1`` exists.
 """
 
 import os
@@ -18,11 +17,6 @@ import deepspot_sd as dsd
 from deepspot_sd.metrics import match_kdtree
 
 SHIPPED = "deepspot_v1"
-
-pytestmark = pytest.mark.skipif(
-    SHIPPED not in dsd.models.available_models(),
-    reason=f"shipped model {SHIPPED!r} not in the package yet (src/deepspot_sd/models/{SHIPPED}/config.json)",
-)
 
 # x is the unmodified input (float64, 8-bit-like scale); each variant is what a camera / file could hand over instead.
 VARIANTS = {
