@@ -3,6 +3,7 @@
 # extras, then run the main job on the embedded default scene.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=2
 
 find_python() {
   for candidate in python3.12 "$(pyenv which python3.12 2>/dev/null || true)" "$(pyenv which python 2>/dev/null || true)" python3; do
