@@ -72,7 +72,8 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
     tl.sector_enrichment(sdata, "cells_spots", reference="wound")
     tl.polarity_index(sdata, "cells_spots", groupby="group")
     timings["cells"] = time.perf_counter() - start
-    sdata.write_element("cells_spots", overwrite=True)
+    # each step rewrites the table in the store and in `sdata`: read the final one
+    table = sdata.tables["cells_spots"]
 
     count_error = table.obs["n_spots"].to_numpy() - cell_truth.loc[table.obs["cell_id"].to_numpy(), "n_spots_true"]
     pi = table.uns["polarity_index"]
