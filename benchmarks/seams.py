@@ -53,10 +53,18 @@ def main() -> None:
     near = np.minimum(index % step, step - index % step) <= 2
     near[:3] = near[-3:] = False  # the image border is not a tile seam
     border = near[:, None] | near[None, :]
+    # away from the image edges: there the whole-image network zero-pads while tiles mirror the image
+    margin = 2 * cfg.overlap
+    interior = np.zeros((size, size), bool)
+    interior[margin:-margin, margin:-margin] = True
+    border &= interior
+    inside = interior & ~border
     diff = np.abs(tiled.astype(np.float64) - whole.astype(np.float64))
 
     def spots(img: np.ndarray) -> np.ndarray:
-        return dsd.tl.find_spots_local_max(img, threshold=cfg.threshold, min_distance=cfg.min_distance)
+        found = dsd.tl.find_spots_local_max(img, threshold=cfg.threshold, min_distance=cfg.min_distance)
+        keep = np.all((found >= margin) & (found < size - margin), axis=1)
+        return found[keep]
 
     ref = spots(whole)
     rows = [
@@ -64,8 +72,8 @@ def main() -> None:
             "comparison": f"tiled ({cfg.tile_size} px tiles, overlap {cfg.overlap}) vs whole image",
             "mean abs diff, tile borders": diff[border].mean(),
             "max abs diff, tile borders": diff[border].max(),
-            "mean abs diff, inside tiles": diff[~border].mean(),
-            "max abs diff, inside tiles": diff[~border].max(),
+            "mean abs diff, inside tiles": diff[inside].mean(),
+            "max abs diff, inside tiles": diff[inside].max(),
             "spots (reference)": len(ref),
             "spot F1 vs reference": dsd.metrics.match_kdtree(ref, spots(tiled), radius=3.0).f1,
         }
@@ -85,8 +93,8 @@ def main() -> None:
             "comparison": "dsd.tl.enhance + detect_spots, chunks 512 vs 2048",
             "mean abs diff, tile borders": chunk_diff[border].mean(),
             "max abs diff, tile borders": chunk_diff[border].max(),
-            "mean abs diff, inside tiles": chunk_diff[~border].mean(),
-            "max abs diff, inside tiles": chunk_diff[~border].max(),
+            "mean abs diff, inside tiles": chunk_diff[inside].mean(),
+            "max abs diff, inside tiles": chunk_diff[inside].max(),
             "spots (reference)": len(point_sets[2048]),
             "spot F1 vs reference": dsd.metrics.match_kdtree(point_sets[2048], point_sets[512], radius=0.01).f1,
         }
@@ -96,7 +104,9 @@ def main() -> None:
         [
             f"Command: `{command_line()}` ({size} x {size} simulated image, {n_spots} spots, model `{args.model}`, "
             f"{time.strftime('%Y-%m-%d')}). Whole image in one piece {t_whole:.1f} s, tiled {t_tiled:.1f} s. "
-            "Differences are on the 0–255 enhanced scale; the chunk comparison matches spots within 0.01 px.",
+            "Differences are on the 0–255 enhanced scale, over pixels at least 2 x overlap from the image edges (there the "
+            "whole-image network zero-pads, tiles mirror the image); spots likewise. The chunk comparison matches "
+            "spots within 0.01 px.",
             "",
             table.to_markdown(index=False, floatfmt=".3g"),
         ]

@@ -29,7 +29,7 @@ from _common import DOCS_BENCHMARKS, command_line, write_between_markers
 
 BATCH = 8
 TILE = 256
-CONFIGS = ("compact", "paper")
+CONFIGS = ("shipped", "compact", "paper")
 
 
 def limit_threads(threads: int | None) -> None:
@@ -48,11 +48,18 @@ def limit_threads(threads: int | None) -> None:
 
 
 def time_config(name: str, *, warmup: int, repeats: int, seed: int = 0) -> dict[str, float | int | str]:
-    """Median seconds of one forward pass of ``BATCH`` tiles through the bare network of preset ``name``."""
-    from deepspot_sd.models import EnhancementModel, ModelConfig, count_parameters
+    """Median seconds of one forward pass of ``BATCH`` tiles through the bare network of preset ``name``.
 
-    config = ModelConfig.preset(name)
-    model = EnhancementModel.from_config(config)
+    ``"shipped"`` is the shipped default model (``deepspot_v1``, trained weights); presets use random weights.
+    """
+    from deepspot_sd.models import EnhancementModel, ModelConfig, count_parameters, load_pretrained
+
+    if name == "shipped":
+        model = load_pretrained()
+        config = model.config
+    else:
+        config = ModelConfig.preset(name)
+        model = EnhancementModel.from_config(config)
     rng = np.random.default_rng(seed)
     batch = rng.normal(100.0, 10.0, size=(BATCH, TILE, TILE)).clip(0, 255).astype(np.float32)
     for _ in range(warmup):
