@@ -7,6 +7,7 @@ stratum's images do not change when the number of images or the list of strata c
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -26,6 +27,7 @@ __all__ = [
     "SNR_STRATA",
     "Stratum",
     "command_line",
+    "limit_threads",
     "make_stratified_set",
     "markdown_table",
     "score_strata",
@@ -173,3 +175,18 @@ def command_line() -> str:
     except ValueError:
         pass
     return shlex.join(["python", str(script), *sys.argv[1:]])
+
+
+def limit_threads(threads: int | None) -> None:
+    """Limit TensorFlow's CPU threads (call before the first TensorFlow operation)."""
+    if threads is None:
+        return
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised: the environment variables above took effect or nothing can
+        pass

@@ -52,7 +52,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import DOCS_BENCHMARKS, SNR_STRATA, command_line, make_stratified_set, write_between_markers
+from _common import (
+    DOCS_BENCHMARKS,
+    SNR_STRATA,
+    command_line,
+    limit_threads,
+    make_stratified_set,
+    write_between_markers,
+)
 from classical_baseline import SIGMAS, THRESHOLDS, choose_parameters
 
 import deepspot_sd as dsd
@@ -107,19 +114,6 @@ def build_groups(*, n_images: int, n_family: int, n_dense: int, seed: int) -> li
 
 
 # --------------------------------------------------------------------------------------------- methods
-def limit_threads(threads: int | None) -> None:
-    """Limit TensorFlow's CPU threads (call before the first TensorFlow operation)."""
-    if threads is None:
-        return
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised: the environment variables above took effect or nothing can
-        pass
 
 
 def load_enhancement_model(spec: str) -> tuple[dsd.models.EnhancementModel, str]:

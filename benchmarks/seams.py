@@ -104,9 +104,9 @@ def main() -> None:
         [
             f"Command: `{command_line()}` ({size} x {size} simulated image, {n_spots} spots, model `{args.model}`, "
             f"{time.strftime('%Y-%m-%d')}). Whole image in one piece {t_whole:.1f} s, tiled {t_tiled:.1f} s. "
-            "Differences are on the 0–255 enhanced scale, over pixels at least 2 x overlap from the image edges (there the "
-            "whole-image network zero-pads, tiles mirror the image); spots likewise. The chunk comparison matches "
-            "spots within 0.01 px.",
+            "Differences are on the 0–255 enhanced scale, over pixels at least 2 x overlap from the image edges "
+            "(there the whole-image network zero-pads, tiles mirror the image); spots likewise. The chunk comparison "
+            "matches spots within 0.01 px.",
             "",
             table.to_markdown(index=False, floatfmt=".3g"),
         ]

@@ -25,26 +25,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DOCS_BENCHMARKS, command_line, write_between_markers
+from _common import DOCS_BENCHMARKS, command_line, limit_threads, write_between_markers
 
 BATCH = 8
 TILE = 256
 CONFIGS = ("shipped", "compact", "paper")
-
-
-def limit_threads(threads: int | None) -> None:
-    """Limit TensorFlow's CPU threads (before the first TensorFlow operation)."""
-    if threads is None:
-        return
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already initialised
-        pass
 
 
 def time_config(name: str, *, warmup: int, repeats: int, seed: int = 0) -> dict[str, float | int | str]:
