@@ -67,10 +67,6 @@ def test_detections_invariant(model, raw, reference, variant):
     assert res.f1 >= 0.99, f"{variant}: F1 {res.f1:.4f} vs the unmodified input ({res.fp} FP, {res.fn} FN)"
 
 
-@pytest.mark.xfail(
-    reason="shipped deepspot_v1 is under-trained (validation F1 ~0.6, see the model card); issue 4 stays open",
-    strict=False,
-)
 def test_fixed_setting_finds_true_spots(model):
     sim = dsd.datasets.simulate_image((192, 192), n_spots=40, family="hybrid", snr_range=(10.0, 40.0), seed=11)
     res = match_kdtree(sim.spots, _detect(model, sim.image), radius=3.0)

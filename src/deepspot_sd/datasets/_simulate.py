@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
+from scipy.special import expit
 
 from deepspot_sd._validation import check_positive
 
@@ -356,7 +357,7 @@ def add_regions(
         # signed distance-like coordinate: 0 on the ellipse edge, about -min(a, b) at its centre
         edge = (np.sqrt((u / a) ** 2 + (v / b) ** 2) - 1.0) * min(a, b)
         softness = rng.uniform(2.0, 10.0)
-        out += _uniform(rng, level_range) * texture / (1.0 + np.exp(edge / (softness / 4.0)))
+        out += _uniform(rng, level_range) * texture * expit(-edge / (softness / 4.0))
     return out
 
 
