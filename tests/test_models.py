@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
@@ -64,6 +65,7 @@ def test_config_json_round_trip(tmp_path):
         {"min_distance": 0},
         {"bottleneck_filters": 2.5},
         {"convs_per_level": 0},
+        {"upsampling": "nearest"},
     ],
 )
 def test_config_validation(kwargs):
@@ -77,13 +79,33 @@ def test_config_unknown_key():
 
 
 # ------------------------------------------------------------------------------------------------ network
-def test_compact_starts_as_identity():
-    model = build_model(ModelConfig.compact())
-    assert 4e5 < count_parameters(model) < 6e5
+@pytest.mark.parametrize("upsampling", ["bilinear", "transpose"])
+def test_compact_starts_as_identity(upsampling):
+    model = build_model(ModelConfig.compact(upsampling=upsampling))
+    assert 4e5 < count_parameters(model) < 7e5
     x = np.random.default_rng(0).uniform(1.0, 254.0, (2, 64, 64, 1)).astype(np.float32)
     y = np.asarray(model(x, training=False))
     assert y.shape == x.shape
     np.testing.assert_allclose(y, x, atol=0.02)
+
+
+def test_bilinear_decoder_matches_tf_resize_on_any_size():
+    import keras
+    import tensorflow as tf
+
+    from deepspot_sd.models._cnn import _bilinear_upsampling_2x
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, _bilinear_upsampling_2x(inputs, name="up"))
+    rng = np.random.default_rng(0)
+    # several sizes through one compiled predict function: the size is unknown when it is traced
+    for h, w in [(8, 8), (12, 20), (7, 5)]:
+        x = rng.normal(size=(2, h, w, 3)).astype(np.float32)
+        expected = tf.image.resize(x, (2 * h, 2 * w), method="bilinear").numpy()
+        np.testing.assert_allclose(model.predict_on_batch(x), expected, atol=1e-5)
+    trained_like = EnhancementModel.from_config(TINY)
+    for side in (64, 128, 96):
+        assert trained_like.predict_tile(np.full((1, side, side), 100.0, np.float32)).shape == (1, side, side)
 
 
 def test_paper_network_builds():
@@ -173,7 +195,7 @@ def test_calibrate_threshold_picks_between_false_peaks_and_stamps():
 
 
 # ------------------------------------------------------------------------------------------------ train / resume
-def test_train_resume_continues_and_is_deterministic(tmp_path):
+def test_train_resume_continues_and_is_deterministic(tmp_path, caplog):
     kw = {"steps_per_epoch": 1, "batch_size": 2, "validation_images": 2, "prefetch": 1, "seed": 3, "run_eagerly": True}
     h1 = train(TINY, output_dir=tmp_path / "a", epochs=1, **kw)
     assert list(h1["epoch"]) == [1]
@@ -190,6 +212,10 @@ def test_train_resume_continues_and_is_deterministic(tmp_path):
     mb.load_weights(str(tmp_path / "b" / "last.weights.h5"))
     for wa, wb in zip(ma.get_weights(), mb.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    # a resumed run takes the learning rate it is given, not the stored one
+    with caplog.at_level(logging.INFO, logger="deepspot_sd"):
+        train(TINY, output_dir=tmp_path / "a", epochs=2, learning_rate=3e-4, **kw)
+    assert "learning rate 0.0003" in caplog.text
     with pytest.raises(ValueError, match="another config"):
         train(TINY.replace(bottleneck_filters=16), output_dir=tmp_path / "a", epochs=3, **kw)
     with pytest.raises(ValueError, match="resume"):

@@ -13,6 +13,7 @@ __all__ = ["ModelConfig"]
 
 Architecture = Literal["unet", "caso_resnet"]
 _ARCHITECTURES = ("unet", "caso_resnet")
+_UPSAMPLINGS = ("bilinear", "transpose")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class ModelConfig:
     convs_per_level
         3×3 convolutions per U-Net level in the encoder and in the decoder (``"unet"`` only; the bottleneck always
         has 2). 1 makes the network about 1.7 times faster at the cost of capacity.
+    upsampling
+        How the U-Net decoder doubles the resolution: ``"bilinear"`` (bilinear upsampling then a 3×3 convolution)
+        or ``"transpose"`` (a 2×2 transposed convolution of stride 2). Transposed convolutions leave an 8-px
+        checkerboard of bright dots on large bright uniform regions (hazy embryos, nuclei), which a fixed threshold
+        reads as a grid of spots; the paper network keeps its transposed convolutions.
     dropout
         Spatial dropout rate in ``[0, 1)`` (paper: 0.2).
     tile_size
@@ -79,6 +85,7 @@ class ModelConfig:
     bottleneck_filters: int = 128
     n_res_blocks: int = 0
     convs_per_level: int = 2
+    upsampling: Literal["bilinear", "transpose"] = "bilinear"
     dropout: float = 0.0
     tile_size: int = 256
     overlap: int = 32
@@ -105,6 +112,8 @@ class ModelConfig:
             raise ValueError(f"filters should hold 1 to 5 positive integers, got {self.filters}.")
         if self.architecture == "caso_resnet" and len(filters) != 3:
             raise ValueError(f"The 'caso_resnet' architecture needs exactly 3 filter levels, got {filters}.")
+        if self.upsampling not in _UPSAMPLINGS:
+            raise ValueError(f"upsampling should be one of {list(_UPSAMPLINGS)}, got {self.upsampling!r}.")
         _positive_int("bottleneck_filters", self.bottleneck_filters)
         _positive_int("n_res_blocks", self.n_res_blocks, allow_zero=True)
         _positive_int("convs_per_level", self.convs_per_level)

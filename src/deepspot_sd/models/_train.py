@@ -400,7 +400,14 @@ def train(
         state = json.loads(state_path.read_text())
         model.load_weights(str(out / "last.weights.h5"))
         _load_optimizer(optimizer, out / "last_optimizer.npz")
-        logger.info("Resuming %s after epoch %d (best F1 %.4f).", out, state["epoch"], state["best_f1"])
+        optimizer.learning_rate = float(learning_rate)  # the stored state holds the old rate: this call's rate wins
+        logger.info(
+            "Resuming %s after epoch %d (best F1 %.4f), learning rate %g.",
+            out,
+            state["epoch"],
+            state["best_f1"],
+            float(np.asarray(optimizer.learning_rate)),
+        )
     else:
         config.to_json(out / "config.json")
         _atomic_json(out / "train_args.json", train_args)
