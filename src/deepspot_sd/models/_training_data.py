@@ -81,9 +81,9 @@ def sample_simulation_kwargs(rng: np.random.Generator, shape: tuple[int, int] = 
     The mix: families hybrid 60 %, variable 20 %, fixed 20 %; spots per 256² image 0 (5 %), 1–9 (10 %),
     10–150 log-uniform (70 %), 150–400 (15 %), scaled to the image area; SNR sub-ranges inside [3, 40]; PSF sigma
     sub-ranges inside [0.7, 2.5] px; photons per unit 0.5–4 (log-uniform); read noise (50 %); 1–8 bright non-spot
-    blobs (50 %); 1–3 large autofluorescent regions (30 %); out-of-focus haze (40 %); uneven illumination (30 %); clustered spots (30 %); camera gain 0.25–8
-    and offset: 8-bit-like (25 %; gain 0.5–1.2, offset 0–20), 16-bit camera (60 %; gain 0.25–8 log-uniform, offset
-    100–5000) or float (15 %; gain 0.01–8, offset −50–1000).
+    blobs (50 %); 1–3 large autofluorescent regions (30 %); out-of-focus haze (40 %); uneven illumination (30 %);
+    clustered spots (30 %); camera gain 0.25–8 and offset: 8-bit-like (25 %; gain 0.5–1.2, offset 0–20), 16-bit
+    camera (60 %; gain 0.25–8 log-uniform, offset 100–5000) or float (15 %; gain 0.01–8, offset −50–1000).
     """
     area = shape[0] * shape[1] / 256.0**2
     u = rng.uniform()
