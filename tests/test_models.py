@@ -93,10 +93,10 @@ def test_bilinear_decoder_matches_tf_resize_on_any_size():
     import keras
     import tensorflow as tf
 
-    from deepspot_sd.models._cnn import _bilinear_upsampling_2x
+    from deepspot_sd.models._layers import BilinearUpsampling2x
 
     inputs = keras.Input((None, None, 3))
-    model = keras.Model(inputs, _bilinear_upsampling_2x(inputs, name="up"))
+    model = keras.Model(inputs, BilinearUpsampling2x()(inputs))
     rng = np.random.default_rng(0)
     # several sizes through one compiled predict function: the size is unknown when it is traced
     for h, w in [(8, 8), (12, 20), (7, 5)]:

@@ -90,26 +90,10 @@ def _conv_bn_relu(
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _bilinear_upsampling_2x(x: Any, *, name: str) -> Any:
-    """Bilinear ×2 upsampling (half-pixel centres, edges clamped), equal to ``tf.image.resize(..., "bilinear")``.
-
-    Written as nearest-neighbour repetition followed by a fixed ``[1, 2, 1] / 4`` filter along each axis on
-    symmetric padding: Keras' ``UpSampling2D(interpolation="bilinear")`` cannot run on inputs of unknown size inside
-    a compiled predict function, and tiled inference sees images of any size.
-    """
-    import numpy as np
-    from keras import layers, ops
-
-    channels = int(x.shape[-1])
-    taps = np.array([1.0, 2.0, 1.0], dtype=np.float32) / 4.0
-    kernel = np.repeat(np.outer(taps, taps)[:, :, None, None], channels, axis=2)
-    x = layers.UpSampling2D(2, name=name)(x)
-    x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
-    return ops.depthwise_conv(x, kernel, strides=1, padding="valid")
-
-
 def _unet(inputs: Any, config: ModelConfig) -> Any:
     from keras import layers, ops
+
+    from ._layers import BilinearUpsampling2x
 
     x01 = layers.Rescaling(1.0 / 255.0, name="scale_01")(inputs)
     x = x01
@@ -126,7 +110,7 @@ def _unet(inputs: Any, config: ModelConfig) -> Any:
     for level in reversed(range(len(config.filters))):
         f = config.filters[level]
         if config.upsampling == "bilinear":
-            x = _bilinear_upsampling_2x(x, name=f"up{level}_resize")
+            x = BilinearUpsampling2x(name=f"up{level}_resize")(x)
             x = layers.Conv2D(f, 3, padding="same", name=f"up{level}")(x)
         else:
             x = layers.Conv2DTranspose(f, 2, strides=2, padding="same", name=f"up{level}")(x)
