@@ -133,3 +133,20 @@ def test_errors():
         normalization_stats(bad)
     with pytest.raises(TypeError, match="NormalizationStats"):
         apply_normalization(np.ones((4, 4)), {"background": 0})
+
+
+def test_stats_of_a_lazy_image_read_only_the_sampled_windows():
+    import dask.array as da
+
+    computed = []
+
+    def block(x, block_info=None):
+        computed.append(block_info[None]["chunk-location"])
+        rng = np.random.default_rng(len(computed))
+        return rng.poisson(100, x.shape).astype(np.uint16)
+
+    lazy = da.zeros((16384, 16384), dtype=np.uint16, chunks=512).map_blocks(block, dtype=np.uint16)
+    stats = dsd.pp.normalization_stats(lazy)
+    assert abs(stats.background - 100) < 2
+    # 64 windows of 256 px straddle at most 4 blocks each: at most 256 of the 1024 blocks are read, never the whole
+    assert 0 < len(set(computed)) <= 4 * 64

@@ -150,12 +150,15 @@ def normalization_stats(
     >>> round(float(np.median(out)))
     100
     """
-    shape = tuple(getattr(image, "shape", np.shape(image)))
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+    # only the sampled windows of a lazy image are ever read: never materialise `image` itself
+    shape = tuple(image.shape)
     if len(shape) != 2:
         raise ValueError(f"`image` should be a 2D array (y, x), got shape {shape}.")
     if min(shape) < 1:
         raise ValueError(f"`image` should not be empty, got shape {shape}.")
-    dtype = np.dtype(getattr(image, "dtype", np.asarray(image).dtype))
+    dtype = np.dtype(image.dtype)
     if dtype.kind == "b" or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise TypeError(f"`image` should have an integer or float dtype, got {dtype}.")
     if not spot_level > background_level:
