@@ -34,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="store the best threshold in the folder's config.json")
     args = p.parse_args(argv)
 
-    import numpy as np
-
     from deepspot_sd import models
     from deepspot_sd.models._train import DEFAULT_THRESHOLDS, calibrate_threshold, predict_images
 
@@ -66,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             "validation_seed": args.validation_seed,
             "real_fraction": args.real_fraction,
             "n_backgrounds": len(backgrounds),
-            "f1": float(np.round(table.loc[table["threshold"] == best, "f1"].iloc[0], 5)),
+            "f1": round(float(table.loc[table["threshold"] == best, "f1"].iloc[0]), 5),
         }
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         print(f"written to {path}")

@@ -54,7 +54,7 @@ class ModelConfig:
         ``2 ** len(filters)``.
     overlap
         Halo in px added on each side of a block at tiled inference and cropped afterwards. Must exceed the
-        distance over which a pixel's output effectively depends on its input (32 px for the shipped networks).
+        distance over which a pixel's output effectively depends on its input (about 44 px for the shipped network).
     threshold
         Absolute threshold of the local-maximum detector on the enhanced 0–255 image.
     min_distance
