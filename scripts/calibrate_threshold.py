@@ -17,25 +17,26 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line interface."""
+    from deepspot_sd.models._training_data import DEFAULT_TARGET_CAP
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="model folder (config.json + weights)")
     p.add_argument("--n-images", type=int, default=96)
     p.add_argument("--validation-seed", type=int, default=1, help="validation seed (training validates on 0)")
     p.add_argument("--real-images", nargs="*", type=Path, default=[], help="real images for hybrid backgrounds")
     p.add_argument("--real-fraction", type=float, default=0.0)
-    p.add_argument("--target-cap", type=float, default=150.0)
+    p.add_argument("--target-cap", type=float, default=DEFAULT_TARGET_CAP, help="cap of non-spot target pixels")
     p.add_argument("--write", action="store_true", help="store the best threshold in the folder's config.json")
     args = p.parse_args(argv)
 
     from deepspot_sd import models
-    from deepspot_sd.models._train import DEFAULT_THRESHOLDS, calibrate_threshold, predict_images
+    from deepspot_sd.models._train import calibrate_threshold, predict_images
 
     model = models.load_model(args.model)
     config = model.config
@@ -50,23 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         real_fraction=args.real_fraction,
     )
     enhanced = predict_images(model.keras_model, [s.image for s in validation])
-    best, table = calibrate_threshold(
-        enhanced, [s.spots for s in validation], thresholds=DEFAULT_THRESHOLDS, min_distance=config.min_distance
-    )
+    best, table = calibrate_threshold(enhanced, [s.spots for s in validation], min_distance=config.min_distance)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"best threshold {best:g} (stored: {config.threshold:g}) on {len(validation)} images")
     if args.write:
-        path = args.model / "config.json"
-        data = json.loads(path.read_text())
-        data["threshold"] = float(best)
-        data.setdefault("extra", {})["threshold_calibration"] = {
+        calibration = {
             "n_images": len(validation),
             "validation_seed": args.validation_seed,
             "real_fraction": args.real_fraction,
             "n_backgrounds": len(backgrounds),
             "f1": round(float(table.loc[table["threshold"] == best, "f1"].iloc[0]), 5),
         }
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        path = args.model / "config.json"
+        extra = {**config.extra, "threshold_calibration": calibration}
+        config.replace(threshold=float(best), extra=extra).to_json(path)
         print(f"written to {path}")
     return 0
 
