@@ -31,6 +31,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--patch-size", type=int, default=None, help="side of training images (default: tile size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--spot-weight", type=float, default=0.0, help="weight of the per-spot peak loss term (0: paper)")
+    p.add_argument("--background-weight", type=float, default=0.0, help="weight of the background loss term (0: paper)")
     p.add_argument("--validation-images", type=int, default=24)
     p.add_argument("--validation-seed", type=int, default=0)
     p.add_argument("--target-cap", type=float, default=150.0, help="cap of non-spot target pixels; <= 0: no cap")
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         learning_rate=args.learning_rate,
+        spot_weight=args.spot_weight,
+        background_weight=args.background_weight,
         init_weights=args.init_weights,
         validation_images=args.validation_images,
         validation_seed=args.validation_seed,

@@ -141,6 +141,33 @@ def test_loss_known_values():
     assert float(deepspot_loss(zeros, zeros)) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_loss_spot_term_weighs_every_spot_peak_within_one_pixel():
+    target = np.full((1, 8, 8, 1), 100.0, np.float32)
+    target[0, 2, 2, 0] = target[0, 5, 5, 0] = 255.0  # two stamp centres
+    pred = np.full((1, 8, 8, 1), 127.5, np.float32)
+    pred[0, 1, 3, 0] = 255.0  # spot (2, 2) peaks one pixel off: reached; spot (5, 5) at 0.5: (1 - 0.5)^2 = 0.25
+    extra = float(deepspot_loss(target, pred, spot_weight=2.0)) - float(deepspot_loss(target, pred))
+    assert extra == pytest.approx(2.0 * 0.25 / 2, abs=1e-5)
+    no_spots = np.full((1, 8, 8, 1), 100.0, np.float32)
+    assert float(deepspot_loss(no_spots, pred, spot_weight=2.0)) == pytest.approx(float(deepspot_loss(no_spots, pred)))
+
+
+def test_loss_background_term_averages_over_offending_pixels_away_from_spots():
+    from deepspot_sd.models._loss import BACKGROUND_CEILING
+
+    target = np.full((1, 12, 12, 1), 100.0, np.float32)
+    target[0, 2, 2, 0] = 255.0  # a stamp centre: pixels within 2 px of it are exempt
+    pred = np.full((1, 12, 12, 1), 120.0, np.float32)
+    pred[0, 4, 4, 0] = 255.0  # 2 px from the spot: exempt
+    pred[0, 9, 9, 0] = pred[0, 9, 3, 0] = 255.0  # two false spots, each 1 - ceiling above it
+    extra = float(deepspot_loss(target, pred, background_weight=3.0)) - float(deepspot_loss(target, pred))
+    assert extra == pytest.approx(3.0 * (1.0 - BACKGROUND_CEILING) ** 2, rel=1e-4)
+    quiet = np.full((1, 12, 12, 1), 120.0, np.float32)
+    assert float(deepspot_loss(target, quiet, background_weight=3.0)) == pytest.approx(
+        float(deepspot_loss(target, quiet))
+    )
+
+
 # ------------------------------------------------------------------------------------------------ data
 def test_training_batches_shapes_and_determinism():
     a = next(training_batches(batch_size=2, tile_size=64, seed=5))
@@ -220,6 +247,10 @@ def test_train_resume_continues_and_is_deterministic(tmp_path, caplog):
         train(TINY.replace(bottleneck_filters=16), output_dir=tmp_path / "a", epochs=3, **kw)
     with pytest.raises(ValueError, match="resume"):
         train(TINY, output_dir=tmp_path / "a", epochs=3, resume=False, **kw)
+    with pytest.raises(ValueError, match="spot_weight"):
+        train(TINY, output_dir=tmp_path / "a", epochs=3, spot_weight=1.0, **kw)
+    with pytest.raises(ValueError, match="background_weight"):
+        train(TINY, output_dir=tmp_path / "a", epochs=3, background_weight=1.0, **kw)
 
     # export the best checkpoint and load it back as a model folder
     dst = export_model(tmp_path / "a", tmp_path / "my_model")

@@ -172,6 +172,7 @@ def fine_tune(
     overrides = calibrations[0].simulation_kwargs()
     for key in ("shape", "n_spots", "family"):
         overrides.pop(key)
+    recipe = model.config.extra.get("training", {})
     train(
         model.config,
         output_dir=out / "checkpoints",
@@ -180,6 +181,9 @@ def fine_tune(
         batch_size=batch_size,
         seed=seed,
         learning_rate=learning_rate,
+        # the loss the model was trained with: its recipe is kept in the exported config
+        spot_weight=float(recipe.get("spot_weight", 0.0)),
+        background_weight=float(recipe.get("background_weight", 0.0)),
         init_weights=init,
         validation_images=validation_images,
         resume=resume,

@@ -271,6 +271,8 @@ def train(
     batch_size: int = 8,
     seed: int = 0,
     learning_rate: float = 1e-4,
+    spot_weight: float = 0.0,
+    background_weight: float = 0.0,
     init_weights: str | os.PathLike[str] | None = None,
     validation_images: int | Sequence[TrainingSample] = 24,
     validation_seed: int = 0,
@@ -286,7 +288,7 @@ def train(
 ) -> pd.DataFrame:
     """Train an enhancement network on freshly simulated images, resumably.
 
-    Each epoch runs ``steps_per_epoch`` Adam steps (paper loss, :func:`deepspot_sd.models.deepspot_loss`) on
+    Each epoch runs ``steps_per_epoch`` Adam steps (:func:`deepspot_sd.models.deepspot_loss`) on
     batches from :func:`deepspot_sd.models.training_batches`, then enhances the fixed validation set, detects spots
     with :func:`deepspot_sd.tl.find_spots_local_max` at ``config.threshold`` and scores them with
     :func:`deepspot_sd.metrics.match_kdtree` (radius 3 px), and calibrates the threshold on the same set
@@ -310,6 +312,11 @@ def train(
         Seed of the training data and of Keras; with ``resume`` the folder's stored seed must match.
     learning_rate
         Adam learning rate (paper: 1e-4).
+    spot_weight
+        Weight of the per-spot peak term of :func:`deepspot_sd.models.deepspot_loss` (0: the paper's loss).
+    background_weight
+        Weight of its term on bright pixels away from spots (0: the paper's loss). Both weights are kept in
+        ``train_args.json``; a resumed run must use the stored values.
     init_weights
         Weights file (``*.weights.h5``) or model folder to start from when the run starts fresh (fine-tuning).
     validation_images
@@ -373,6 +380,8 @@ def train(
         "patch_size": int(patch_size or config.tile_size),
         "steps_per_epoch": int(steps_per_epoch),
         "learning_rate": float(learning_rate),
+        "spot_weight": float(spot_weight),
+        "background_weight": float(background_weight),
         "target_cap": None if target_cap is None else float(target_cap),
         "validation_images": validation_images if isinstance(validation_images, int) else len(validation_images),
         "validation_seed": int(validation_seed),
@@ -384,7 +393,11 @@ def train(
     keras.utils.set_random_seed(int(seed) % 2**32)  # the initial weights depend on the seed only
     model = build_model(config)
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-    model.compile(optimizer=optimizer, loss=deepspot_loss, run_eagerly=run_eagerly)
+
+    def loss_fn(y_true: Any, y_pred: Any) -> Any:
+        return deepspot_loss(y_true, y_pred, spot_weight=spot_weight, background_weight=background_weight)
+
+    model.compile(optimizer=optimizer, loss=loss_fn, run_eagerly=run_eagerly)
     optimizer.build(model.trainable_variables)
 
     state: dict[str, Any] = {"epoch": 0, "best_epoch": -1, "best_f1": -1.0, "best_threshold": config.threshold}
@@ -397,6 +410,12 @@ def train(
         stored_args = json.loads((out / "train_args.json").read_text())
         if stored_args["seed"] != int(seed):
             raise ValueError(f"{out} was trained with seed {stored_args['seed']}, not {seed}; resume with that seed.")
+        for name in ("spot_weight", "background_weight"):
+            if stored_args.get(name, 0.0) != train_args[name]:
+                raise ValueError(
+                    f"{out} was trained with {name} {stored_args.get(name, 0.0)}, not {train_args[name]}; "
+                    "resume with that value."
+                )
         state = json.loads(state_path.read_text())
         model.load_weights(str(out / "last.weights.h5"))
         _load_optimizer(optimizer, out / "last_optimizer.npz")
@@ -459,9 +478,7 @@ def train(
             enhanced = predict_images(model, [s.image for s in validation], batch_size=batch_size)
             truths = [s.spots for s in validation]
             val_loss = float(
-                deepspot_loss(
-                    np.stack([s.target for s in validation])[..., None], np.stack(enhanced)[..., None]
-                ).numpy()
+                loss_fn(np.stack([s.target for s in validation])[..., None], np.stack(enhanced)[..., None]).numpy()
             )
             scores = evaluate_enhanced(enhanced, truths, threshold=config.threshold, min_distance=config.min_distance)
             best_t, table = calibrate_threshold(
