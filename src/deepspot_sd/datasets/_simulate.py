@@ -341,7 +341,7 @@ def add_regions(
     """Large autofluorescent regions with soft edges: cell bodies, nuclei, tissue patches, embryo haze.
 
     Each region is a rotated ellipse whose inside is raised by a random level (with a mild texture) and whose
-    edge falls off over 2–10 px.
+    edge falls off over 0.5–10 px (sharp cell and nucleus borders to diffuse haze).
     """
     out = np.zeros(shape, dtype=np.float32)
     if n_regions == 0:
@@ -356,7 +356,7 @@ def add_regions(
         v = -(rows - r) * np.sin(theta) + (cols - c) * np.cos(theta)
         # signed distance-like coordinate: 0 on the ellipse edge, about -min(a, b) at its centre
         edge = (np.sqrt((u / a) ** 2 + (v / b) ** 2) - 1.0) * min(a, b)
-        softness = rng.uniform(2.0, 10.0)
+        softness = rng.uniform(0.5, 10.0)
         out += _uniform(rng, level_range) * texture * expit(-edge / (softness / 4.0))
     return out
 

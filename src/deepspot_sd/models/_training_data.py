@@ -64,9 +64,9 @@ def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 def _draw_n_spots(rng: np.random.Generator) -> int:
     u = rng.uniform()
-    if u < 0.05:
+    if u < 0.10:
         n = 0
-    elif u < 0.15:
+    elif u < 0.20:
         n = int(rng.integers(1, 10))
     elif u < 0.85:
         n = int(round(_loguniform(rng, 10, 150)))
@@ -78,12 +78,14 @@ def _draw_n_spots(rng: np.random.Generator) -> int:
 def sample_simulation_kwargs(rng: np.random.Generator, shape: tuple[int, int] = (256, 256)) -> dict[str, Any]:
     """Draw the keyword arguments of :func:`deepspot_sd.datasets.simulate_image` for one training image.
 
-    The mix: families hybrid 60 %, variable 20 %, fixed 20 %; spots per 256² image 0 (5 %), 1–9 (10 %),
-    10–150 log-uniform (70 %), 150–400 (15 %), scaled to the image area; SNR sub-ranges inside [3, 40]; PSF sigma
+    The mix: families hybrid 60 %, variable 20 %, fixed 20 %; spots per 256² image 0 (10 %), 1–9 (10 %),
+    10–150 log-uniform (65 %), 150–400 (15 %), scaled to the image area; SNR sub-ranges inside [3, 40]; PSF sigma
     sub-ranges inside [0.7, 2.5] px; photons per unit 0.5–4 (log-uniform); read noise (50 %); 1–8 bright non-spot
-    blobs (50 %); 1–3 large autofluorescent regions (30 %); out-of-focus haze (40 %); uneven illumination (30 %);
-    clustered spots (30 %); camera gain 0.25–8 and offset: 8-bit-like (25 %; gain 0.5–1.2, offset 0–20), 16-bit
-    camera (60 %; gain 0.25–8 log-uniform, offset 100–5000) or float (15 %; gain 0.01–8, offset −50–1000).
+    blobs (50 %, 80 % in images with fewer than 10 spots per 256²: without spots to set the normalisation's spot
+    scale, blobs reach the top of the input range and look like huge saturated spots); 1–3 large autofluorescent
+    regions (30 %); out-of-focus haze (40 %); uneven illumination (30 %); clustered spots (30 %); camera gain
+    0.25–8 and offset: 8-bit-like (25 %; gain 0.5–1.2, offset 0–20), 16-bit camera (60 %; gain 0.25–8
+    log-uniform, offset 100–5000) or float (15 %; gain 0.01–8, offset −50–1000).
     """
     area = shape[0] * shape[1] / 256.0**2
     u = rng.uniform()
@@ -92,15 +94,16 @@ def sample_simulation_kwargs(rng: np.random.Generator, shape: tuple[int, int] = 
     snr_hi = float(rng.uniform(snr_lo, 40.0))
     sigma_c = float(rng.uniform(0.7, 2.5))
     sigma_w = float(rng.uniform(0.0, 0.5))
+    n_spots = int(round(_draw_n_spots(rng) * area))
     kwargs: dict[str, Any] = {
         "shape": tuple(shape),
-        "n_spots": int(round(_draw_n_spots(rng) * area)),
+        "n_spots": n_spots,
         "family": family,
         "snr_range": (snr_lo, snr_hi),
         "psf_sigma_range": (max(0.7, sigma_c - sigma_w), min(2.5, sigma_c + sigma_w)),
         "photons_per_unit": _loguniform(rng, 0.5, 4.0),
         "read_noise_std": float(rng.uniform(0.0, 8.0)) if rng.uniform() < 0.5 else 0.0,
-        "n_blobs": int(rng.integers(1, 9)) if rng.uniform() < 0.5 else 0,
+        "n_blobs": int(rng.integers(1, 9)) if rng.uniform() < (0.8 if n_spots < 10 * area else 0.5) else 0,
         "n_regions": int(rng.integers(1, 4)) if rng.uniform() < 0.3 else 0,
         "haze_fraction": float(rng.uniform(0.1, 1.5)) if rng.uniform() < 0.4 else 0.0,
         "illumination_falloff": float(rng.uniform(0.0, 0.5)) if rng.uniform() < 0.3 else 0.0,
