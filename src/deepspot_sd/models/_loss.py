@@ -40,8 +40,8 @@ def deepspot_loss(y_true: Any, y_pred: Any, spot_weight: float = 0.0, background
              +background_weight * mean_offending((p - max(t, ceiling)) ** 2)
 
     over the pixels more than 2 px (chessboard distance) from every centre whose prediction exceeds both their
-    target and :data:`BACKGROUND_CEILING`, again averaged over those pixels rather than over the whole image, so
-    that a bright blob costs as much as a missed spot. Both terms assume capped non-spot targets
+    target and ``ceiling`` (170 on the 0–255 scale), again averaged over those pixels rather than over the whole
+    image, so that a bright blob costs as much as a missed spot. Both terms assume capped non-spot targets
     (``target_cap`` < 255), else bright background counts as centres.
 
     Parameters
