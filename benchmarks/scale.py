@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 from _common import DOCS_BENCHMARKS, command_line, write_between_markers
+from dask.callbacks import Callback
 
 BATCH = 8
 CHUNK = 1024
@@ -90,7 +91,7 @@ def emit(result: dict[str, Any]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-class HeldArrays:
+class HeldArrays(Callback):
     """Dask local-scheduler callback: peak bytes of the numpy results the scheduler holds between tasks.
 
     Sampled after every ``every``-th task. Zarr arrays and other lazy objects in the cache do not count (a zarr array
@@ -98,17 +99,14 @@ class HeldArrays:
     """
 
     def __init__(self, every: int = 4) -> None:
-        from dask.callbacks import Callback
-
+        super().__init__()
         self.every, self.n_tasks, self.peak_bytes = every, 0, 0
 
-        def posttask(key: Any, result: Any, dsk: Any, state: dict, worker_id: Any) -> None:
-            self.n_tasks += 1
-            if self.n_tasks % self.every == 0:
-                held = sum(v.nbytes for v in state["cache"].values() if isinstance(v, np.ndarray))
-                self.peak_bytes = max(self.peak_bytes, held)
-
-        self.callback = Callback(posttask=posttask)
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: dict, worker_id: Any) -> None:
+        self.n_tasks += 1
+        if self.n_tasks % self.every == 0:
+            held = sum(v.nbytes for v in state["cache"].values() if isinstance(v, np.ndarray))
+            self.peak_bytes = max(self.peak_bytes, held)
 
     @property
     def peak_mib(self) -> float:
@@ -334,7 +332,7 @@ def case_memory(args: argparse.Namespace) -> None:
     sdata = read_zarr(args.store)
     key = f"smfish_enhanced_mem_{args.memory_model}"
     held = HeldArrays()
-    with held.callback:
+    with held:
         dsd.tl.enhance(sdata, "smfish", model=model, batch_size=BATCH, key_added=key, show_progress_bar=False)
     t_enhance = time.perf_counter() - t0
     rss_enhance = max_rss_mib()
