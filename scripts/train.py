@@ -39,6 +39,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--init-weights", type=Path, default=None, help="weights file or model folder to start from")
     p.add_argument("--no-resume", action="store_true", help="fail instead of resuming an existing checkpoint")
     p.add_argument("--prefetch", type=int, default=2, help="batches simulated ahead in a background thread")
+    p.add_argument("--workers", type=int, default=0, help="simulate batches in this many processes (0: one thread)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this budget")
     p.add_argument("--real-images", nargs="*", type=Path, default=[], help="real images for hybrid backgrounds")
     p.add_argument("--real-fraction", type=float, default=0.0, help="fraction of images on real backgrounds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config field")
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         backgrounds=backgrounds,
         real_fraction=args.real_fraction,
         patch_size=args.patch_size,
+        workers=args.workers,
+        max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
     )
     if len(history):
         last = history.iloc[-1]

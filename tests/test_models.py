@@ -263,6 +263,32 @@ def test_train_resume_continues_and_is_deterministic(tmp_path, caplog):
     np.testing.assert_allclose(model.predict_tile(x), np.asarray(ref(x[..., None], training=False))[..., 0], atol=1e-4)
 
 
+def test_batch_pool_is_seeded_and_independent_of_worker_count():
+    from deepspot_sd.models._training_data import BatchPool
+
+    kw = {"batch_size": 2, "tile_size": 32}
+    with BatchPool(1, **kw) as one, BatchPool(2, **kw) as two:
+        a = list(one.batches(np.random.SeedSequence([5, 0]), 3))
+        b = list(two.batches(np.random.SeedSequence([5, 0]), 3))
+        c = list(two.batches(np.random.SeedSequence([5, 1]), 1))
+    assert len(a) == 3 and a[0][0].shape == (2, 32, 32, 1)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(a[0][0], a[1][0]) and not np.array_equal(a[0][0], c[0][0])
+
+
+def test_train_with_workers_and_time_budget(tmp_path, caplog):
+    kw = {"steps_per_epoch": 1, "batch_size": 2, "validation_images": 2, "seed": 3, "run_eagerly": True, "workers": 1}
+    with caplog.at_level(logging.INFO, logger="deepspot_sd"):
+        history = train(TINY, output_dir=tmp_path / "w", epochs=5, max_seconds=0.0, **kw)
+    assert list(history["epoch"]) == [1]  # the budget is checked before each epoch after the first
+    assert "time budget" in caplog.text
+    assert json.loads((tmp_path / "w" / "train_args.json").read_text())["parallel_stream"] is True
+    with pytest.raises(ValueError, match="parallel_stream"):  # the data stream of a checkpoint cannot change
+        train(TINY, output_dir=tmp_path / "w", epochs=2, **{**kw, "workers": 0})
+
+
 # ------------------------------------------------------------------------------------------------ loading
 def test_enhancement_model_pads_odd_sizes():
     model = EnhancementModel.from_config(TINY)

@@ -1,11 +1,10 @@
-"""Custom Keras layers (imported lazily: this module imports TensorFlow)."""
+"""Custom Keras layers (imported lazily, with Keras)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 __all__ = ["BilinearUpsampling2x"]
 
@@ -15,13 +14,20 @@ class BilinearUpsampling2x(keras.layers.Layer):
 
     ``tf.image.resize(..., "bilinear")`` (half-pixel centres) with the output size taken from the input's dynamic
     shape: Keras' ``UpSampling2D(interpolation="bilinear")`` cannot run on inputs whose size is unknown when its
-    predict function is traced, and tiled inference feeds images of any size.
+    predict function is traced, and tiled inference feeds images of any size. On the JAX and PyTorch backends
+    (shapes are static there) it is ``keras.ops.image.resize``, which gives the same values; those backends serve
+    training on machines without TensorFlow.
     """
 
     def call(self, inputs: Any) -> Any:
         """Return the upsampled batch."""
-        shape = tf.shape(inputs)
-        return tf.image.resize(inputs, (2 * shape[1], 2 * shape[2]), method="bilinear")
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            shape = tf.shape(inputs)
+            return tf.image.resize(inputs, (2 * shape[1], 2 * shape[2]), method="bilinear")
+        _, height, width, _ = keras.ops.shape(inputs)
+        return keras.ops.image.resize(inputs, (2 * height, 2 * width), interpolation="bilinear")
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """Double the known spatial sizes."""

@@ -34,7 +34,7 @@ import numpy as np
 from deepspot_sd._logging import logger
 
 from ._config import ModelConfig
-from ._training_data import DEFAULT_TARGET_CAP, TrainingSample, training_batches, validation_set
+from ._training_data import DEFAULT_TARGET_CAP, BatchPool, TrainingSample, training_batches, validation_set
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -285,6 +285,8 @@ def train(
     simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
     run_eagerly: bool = False,
     patch_size: int | None = None,
+    workers: int = 0,
+    max_seconds: float | None = None,
 ) -> pd.DataFrame:
     """Train an enhancement network on freshly simulated images, resumably.
 
@@ -345,6 +347,13 @@ def train(
     run_eagerly
         Run the Keras train step eagerly instead of as a traced ``tf.function`` (no tracing cost; for tests and
         debugging of tiny models).
+    workers
+        Simulate the batches in this many worker processes (a GPU outpaces one simulating thread). Batch ``b`` of
+        epoch ``e`` is then drawn from child ``b`` of ``SeedSequence([seed, e])``: the data do not depend on the
+        number of workers, but differ from those of ``workers=0``. Recorded in ``train_args.json``.
+    max_seconds
+        Stop after the first epoch that ends more than this many seconds after the call started (at least one epoch
+        runs; the checkpoint is complete, call again to continue). ``None``: run until ``epochs``.
 
     Returns
     -------
@@ -388,7 +397,9 @@ def train(
         "n_backgrounds": len(backgrounds),
         "real_fraction": float(real_fraction),
         "simulation_overrides": {k: v if np.isscalar(v) else list(v) for k, v in simulation_overrides.items()},
+        "parallel_stream": int(workers) > 0,
     }
+    started = time.perf_counter()
 
     keras.utils.set_random_seed(int(seed) % 2**32)  # the initial weights depend on the seed only
     model = build_model(config)
@@ -410,8 +421,8 @@ def train(
         stored_args = json.loads((out / "train_args.json").read_text())
         if stored_args["seed"] != int(seed):
             raise ValueError(f"{out} was trained with seed {stored_args['seed']}, not {seed}; resume with that seed.")
-        for name in ("spot_weight", "background_weight"):
-            if stored_args.get(name, 0.0) != train_args[name]:
+        for name, default in (("spot_weight", 0.0), ("background_weight", 0.0), ("parallel_stream", False)):
+            if stored_args.get(name, default) != train_args[name]:
                 raise ValueError(
                     f"{out} was trained with {name} {stored_args.get(name, 0.0)}, not {train_args[name]}; "
                     "resume with that value."
@@ -452,82 +463,102 @@ def train(
     else:
         validation = list(validation_images)
     history = _read_history(out / "history.csv", state["epoch"])
+    data_kwargs = {
+        "batch_size": batch_size,
+        "tile_size": patch_size or config.tile_size,
+        "target_cap": target_cap,
+        "normalization_kwargs": config.normalization_kwargs,
+        "backgrounds": backgrounds,
+        "real_fraction": real_fraction,
+        "simulation_overrides": simulation_overrides,
+    }
+    state_epoch_at_start = int(state["epoch"])
+    pool = BatchPool(workers, **data_kwargs) if workers > 0 and state_epoch_at_start < epochs else None
+    try:
+        for epoch in range(int(state["epoch"]), int(epochs)):
+            spent = time.perf_counter() - started
+            if max_seconds is not None and epoch > state_epoch_at_start and spent > max_seconds:
+                logger.info("Stopping after epoch %d: the time budget of %.0f s is spent.", epoch, max_seconds)
+                break
+            t0 = time.perf_counter()
+            keras.utils.set_random_seed((int(seed) * 100003 + epoch) % 2**32)
+            epoch_seed = np.random.SeedSequence([int(seed), epoch])
+            if pool is None:
+                batches = _prefetch(
+                    training_batches(seed=epoch_seed, n_batches=steps_per_epoch, **data_kwargs), prefetch
+                )
+            else:
+                batches = pool.batches(epoch_seed, steps_per_epoch)
+            losses = []
+            for x, y in batches:
+                logs = model.train_on_batch(x, y, return_dict=True)
+                losses.append(float(logs["loss"]))
+            loss = float(np.mean(losses))  # train_on_batch reports the loss of its batch
 
-    for epoch in range(int(state["epoch"]), int(epochs)):
-        t0 = time.perf_counter()
-        keras.utils.set_random_seed((int(seed) * 100003 + epoch) % 2**32)
-        batches = training_batches(
-            batch_size=batch_size,
-            tile_size=patch_size or config.tile_size,
-            seed=np.random.SeedSequence([int(seed), epoch]),
-            target_cap=target_cap,
-            normalization_kwargs=config.normalization_kwargs,
-            n_batches=steps_per_epoch,
-            backgrounds=backgrounds,
-            real_fraction=real_fraction,
-            simulation_overrides=simulation_overrides,
-        )
-        losses = []
-        for x, y in _prefetch(batches, prefetch):
-            logs = model.train_on_batch(x, y, return_dict=True)
-            losses.append(float(logs["loss"]))
-        loss = float(np.mean(losses))  # train_on_batch reports the loss of its batch
+            val_loss, scores, best_t, best_f1 = (
+                float("nan"),
+                dict.fromkeys(("f1", "precision", "recall", "am"), 0.0),
+                0,
+                0,
+            )
+            if validation:
+                enhanced = predict_images(model, [s.image for s in validation], batch_size=batch_size)
+                truths = [s.spots for s in validation]
+                targets = np.stack([s.target for s in validation])[..., None]
+                val_loss = float(keras.ops.convert_to_numpy(loss_fn(targets, np.stack(enhanced)[..., None])))
+                scores = evaluate_enhanced(
+                    enhanced, truths, threshold=config.threshold, min_distance=config.min_distance
+                )
+                best_t, table = calibrate_threshold(
+                    enhanced, truths, thresholds=thresholds, min_distance=config.min_distance
+                )
+                best_f1 = float(table.loc[table["threshold"] == best_t, "f1"].iloc[0])
 
-        val_loss, scores, best_t, best_f1 = float("nan"), dict.fromkeys(("f1", "precision", "recall", "am"), 0.0), 0, 0
-        if validation:
-            enhanced = predict_images(model, [s.image for s in validation], batch_size=batch_size)
-            truths = [s.spots for s in validation]
-            val_loss = float(
-                loss_fn(np.stack([s.target for s in validation])[..., None], np.stack(enhanced)[..., None]).numpy()
+            row = {
+                "epoch": epoch + 1,
+                "steps": (epoch + 1) * steps_per_epoch,
+                "loss": round(loss, 6),
+                "val_loss": round(val_loss, 6),
+                "val_f1": round(scores["f1"], 5),
+                "val_precision": round(scores["precision"], 5),
+                "val_recall": round(scores["recall"], 5),
+                "val_am": round(scores["am"], 3),
+                "best_threshold": best_t,
+                "val_f1_calibrated": round(best_f1, 5),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            history.append(row)
+            if validation and best_f1 > state["best_f1"]:
+                state.update(best_epoch=epoch + 1, best_f1=best_f1, best_threshold=best_t)
+                _save_weights(model, out / "best.weights.h5")
+                best_config = config.replace(
+                    threshold=float(best_t),
+                    extra={
+                        **config.extra,
+                        "training": {**train_args, "epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch},
+                        "validation": {**scores, "f1_calibrated": best_f1, "threshold_calibrated": best_t},
+                    },
+                )
+                best_config.to_json(out / "best_config.json")
+            _save_weights(model, out / "last.weights.h5")
+            _save_optimizer(optimizer, out / "last_optimizer.npz")
+            _write_history(out / "history.csv", history)
+            state["epoch"] = epoch + 1
+            _atomic_json(state_path, state)  # written last: marks the epoch as complete
+            logger.info(
+                "Epoch %d/%d: loss %.4f, val F1 %.4f at threshold %.0f, calibrated F1 %.4f at %.1f (%.0f s).",
+                epoch + 1,
+                epochs,
+                loss,
+                scores["f1"],
+                config.threshold,
+                best_f1,
+                best_t,
+                row["seconds"],
             )
-            scores = evaluate_enhanced(enhanced, truths, threshold=config.threshold, min_distance=config.min_distance)
-            best_t, table = calibrate_threshold(
-                enhanced, truths, thresholds=thresholds, min_distance=config.min_distance
-            )
-            best_f1 = float(table.loc[table["threshold"] == best_t, "f1"].iloc[0])
-
-        row = {
-            "epoch": epoch + 1,
-            "steps": (epoch + 1) * steps_per_epoch,
-            "loss": round(loss, 6),
-            "val_loss": round(val_loss, 6),
-            "val_f1": round(scores["f1"], 5),
-            "val_precision": round(scores["precision"], 5),
-            "val_recall": round(scores["recall"], 5),
-            "val_am": round(scores["am"], 3),
-            "best_threshold": best_t,
-            "val_f1_calibrated": round(best_f1, 5),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-        history.append(row)
-        if validation and best_f1 > state["best_f1"]:
-            state.update(best_epoch=epoch + 1, best_f1=best_f1, best_threshold=best_t)
-            _save_weights(model, out / "best.weights.h5")
-            best_config = config.replace(
-                threshold=float(best_t),
-                extra={
-                    **config.extra,
-                    "training": {**train_args, "epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch},
-                    "validation": {**scores, "f1_calibrated": best_f1, "threshold_calibrated": best_t},
-                },
-            )
-            best_config.to_json(out / "best_config.json")
-        _save_weights(model, out / "last.weights.h5")
-        _save_optimizer(optimizer, out / "last_optimizer.npz")
-        _write_history(out / "history.csv", history)
-        state["epoch"] = epoch + 1
-        _atomic_json(state_path, state)  # written last: marks the epoch as complete
-        logger.info(
-            "Epoch %d/%d: loss %.4f, val F1 %.4f at threshold %.0f, calibrated F1 %.4f at %.1f (%.0f s).",
-            epoch + 1,
-            epochs,
-            loss,
-            scores["f1"],
-            config.threshold,
-            best_f1,
-            best_t,
-            row["seconds"],
-        )
+    finally:
+        if pool is not None:
+            pool.close()
     return pd.DataFrame(history, columns=_HISTORY_FIELDS).astype({"epoch": int, "steps": int})
 
 

@@ -324,22 +324,114 @@ def training_batches(
     rng = np.random.default_rng(seed)
     count = 0
     while n_batches is None or count < n_batches:
-        samples = [
-            _draw_sample(
-                rng,
-                shape=(tile_size, tile_size),
-                target_cap=target_cap,
-                normalization_kwargs=normalization_kwargs,
-                simulation_overrides=simulation_overrides,
-                backgrounds=backgrounds,
-                real_fraction=real_fraction,
-            )
-            for _ in range(batch_size)
-        ]
-        x = np.stack([s.image for s in samples])[..., None]
-        y = np.stack([s.target for s in samples])[..., None]
-        yield x, y
+        yield _draw_batch(
+            rng,
+            batch_size,
+            shape=(tile_size, tile_size),
+            target_cap=target_cap,
+            normalization_kwargs=normalization_kwargs,
+            simulation_overrides=simulation_overrides,
+            backgrounds=backgrounds,
+            real_fraction=real_fraction,
+        )
         count += 1
+
+
+def _draw_batch(rng: np.random.Generator, batch_size: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    samples = [_draw_sample(rng, **kwargs) for _ in range(batch_size)]
+    x = np.stack([s.image for s in samples])[..., None]
+    y = np.stack([s.target for s in samples])[..., None]
+    return x, y
+
+
+# the keyword arguments of _draw_batch in a worker process of BatchPool (backgrounds are sent once, not per batch)
+_WORKER_KWARGS: dict[str, Any] = {}
+
+
+def _init_worker(kwargs: dict[str, Any]) -> None:
+    _WORKER_KWARGS.clear()
+    _WORKER_KWARGS.update(kwargs)
+
+
+def _worker_batch(seed: np.random.SeedSequence, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    return _draw_batch(np.random.default_rng(seed), batch_size, **_WORKER_KWARGS)
+
+
+class BatchPool:
+    """Simulate training batches in worker processes, for machines whose cores outpace one simulating thread.
+
+    Batch ``b`` of a stream with seed ``s`` is drawn from the ``b``-th child of ``s`` (``SeedSequence`` spawn keys),
+    so the batches depend on the seed only, not on the number of workers; they differ from the batches of
+    :func:`training_batches`, which draws one sequential stream. Use it as a context manager; workers are spawned
+    (not forked), so a parent that already runs TensorFlow or JAX threads is safe.
+
+    Parameters
+    ----------
+    workers
+        Number of worker processes.
+    batch_size, tile_size, target_cap, normalization_kwargs, simulation_overrides, backgrounds, real_fraction
+        As for :func:`training_batches`.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        batch_size: int = 8,
+        tile_size: int = 256,
+        target_cap: float | None = DEFAULT_TARGET_CAP,
+        normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
+        simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
+        backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
+        real_fraction: float = 0.0,
+    ) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = int(workers)
+        self.batch_size = int(batch_size)
+        kwargs = {
+            "shape": (int(tile_size), int(tile_size)),
+            "target_cap": target_cap,
+            "normalization_kwargs": dict(normalization_kwargs),
+            "simulation_overrides": dict(simulation_overrides),
+            "backgrounds": list(backgrounds),
+            "real_fraction": float(real_fraction),
+        }
+        self._executor = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(kwargs,),
+        )
+
+    def batches(self, seed: int | np.random.SeedSequence, n_batches: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``n_batches`` batches of the stream ``seed`` in order, at most two per worker in flight."""
+        from collections import deque
+
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        pending: deque = deque()
+        submitted = 0
+        try:
+            while submitted < n_batches or pending:
+                while submitted < n_batches and len(pending) < 2 * self.workers:
+                    child = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, submitted))
+                    pending.append(self._executor.submit(_worker_batch, child, self.batch_size))
+                    submitted += 1
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BatchPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def validation_set(
