@@ -10,14 +10,6 @@ import pytest
 
 import deepspot_sd as dsd
 
-# An acceptance check of issue 6 that the shipped model does not meet yet (see the model card): it runs and reports
-# XPASS once a better model ships, then the marker goes.
-UNDER_TRAINED = pytest.mark.xfail(
-    reason="shipped deepspot_v1 still reads saturated bright blobs in spot-free images as spots (18-73 per MPix, "
-    "see the model card)",
-    strict=False,
-)
-
 
 @pytest.fixture(scope="module")
 def model():
@@ -63,7 +55,6 @@ def test_pipeline_polarity_separates_migrating_from_control(analysed_scene):
     assert migrating["boot_median"] - 2 * migrating["boot_std"] > control["boot_median"] + 2 * control["boot_std"]
 
 
-@UNDER_TRAINED
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bright_non_spot_structures_give_few_false_spots(model, seed):
     # 1 MPix of background with nuclei-like regions, bright debris and haze, and no spot at all
