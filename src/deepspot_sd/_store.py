@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from deepspot_sd._logging import logger
 
-__all__ = ["ATTRS_KEY", "get_provenance", "progress_bar", "store_element"]
+__all__ = ["ATTRS_KEY", "get_provenance", "progress_bar", "staged_in_regions", "store_element"]
 
 #: Key of the package's provenance records, in ``element.attrs`` and in ``sdata.attrs`` (persisted in the store).
 ATTRS_KEY = "deepspot_sd"
@@ -43,6 +43,81 @@ def progress_bar(show: bool) -> Iterator[None]:
 
     with ProgressBar(minimum=1.0):
         yield
+
+
+@contextlib.contextmanager
+def staged_in_regions(
+    arr: Any,
+    next_to: str | Path,
+    *,
+    chunks: tuple[int, ...],
+    region_px: int = 4096,
+    show_progress_bar: bool = True,
+    desc: str = "compute",
+) -> Iterator[Any]:
+    """Compute a lazy ``(c, y, x)`` array region by region into a staging zarr array; yield it read back lazily.
+
+    One computation per region of whole chunks (about ``region_px`` px on a side) keeps the task graph and the
+    intermediate results that dask holds (e.g. the halos of :func:`dask.array.map_overlap`) bounded by the region,
+    where one computation of the whole array holds about two rows of chunks of it and a graph of all its tasks: with
+    regions, peak memory does not grow with the image size. Regions are unions of ``arr``'s chunks, so
+    no task is computed twice. The staging array lives in a hidden folder beside ``next_to`` (the SpatialData store:
+    storage that every dask worker can reach) and is removed when the block exits.
+
+    Parameters
+    ----------
+    arr
+        Lazy dask array ``(c, y, x)``.
+    next_to
+        Path beside which the staging folder is made.
+    chunks
+        Chunks of the yielded array (read from the staging array, no rechunk graph).
+    region_px
+        Approximate side of a region in px.
+    show_progress_bar
+        Show a tqdm bar over the regions.
+    desc
+        Label of the bar.
+
+    Yields
+    ------
+    The computed array, a dask array read lazily from the staging zarr array with ``chunks``.
+    """
+    import dask.array as da
+    import zarr
+
+    next_to = Path(next_to)
+    staging = next_to.parent / f".{next_to.name}.staging-{uuid.uuid4().hex[:8]}.zarr"
+    # the staging chunks are the regular chunk of each axis; a larger last chunk (a merged ragged remainder) spans
+    # two zarr chunks that no other task writes
+    zchunks = tuple(int(c[0]) for c in arr.chunks)
+    regions = [_regions_1d(c, region_px) for c in arr.chunks[1:]]
+    try:
+        target = zarr.create_array(store=str(staging), shape=arr.shape, chunks=zchunks, dtype=arr.dtype)
+        items = [(ys, xs) for ys in regions[0] for xs in regions[1]]
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            items = tqdm(items, desc=desc, unit="region")
+        for ys, xs in items:
+            # written here, not by the tasks: after a failure no straggling task writes into the removed folder
+            target[:, ys, xs] = arr[:, ys, xs].compute()
+        yield da.from_zarr(target, chunks=chunks)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _regions_1d(chunks: tuple[int, ...], region_px: int) -> list[slice]:
+    """Consecutive runs of whole chunks about ``region_px`` long."""
+    out, start, stop = [], 0, 0
+    for c in chunks:
+        stop += int(c)
+        if stop - start >= region_px:
+            out.append(slice(start, stop))
+            start = stop
+    if stop > start:
+        out.append(slice(start, stop))
+    return out
 
 
 def get_provenance(sdata: Any, key: str, element: Any = None) -> dict[str, Any]:

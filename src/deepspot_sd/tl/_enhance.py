@@ -11,7 +11,9 @@ mirrored (edge pixel repeated, :func:`numpy.pad` ``mode="symmetric"``, dask ``bo
 For a dask-backed image the y/x chunks are set to a multiple of ``step`` (close to the input chunks), so the block of
 a chunk plus its ``overlap`` halo (:func:`dask.array.map_overlap`) is covered exactly by whole tiles of that grid;
 ragged edge blocks are padded. The grid, and hence the result, therefore does not depend on the input chunking, and
-equals :func:`enhance_array` on the whole image. The output is rechunked to the input's chunks.
+equals :func:`enhance_array` on the whole image. The output gets the input's chunks: lazily rechunked, or, when the
+object is backed by a zarr store, computed region by region into a staging array and read from it with the input's
+chunks (:func:`deepspot_sd._store.staged_in_regions`), so that peak memory does not grow with the image size.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepspot_sd._logging import logger
-from deepspot_sd._store import ATTRS_KEY, check_key_added, get_provenance, store_element
+from deepspot_sd._store import ATTRS_KEY, check_key_added, get_provenance, staged_in_regions, store_element
 from deepspot_sd._validation import check_finite_image, check_image_2d, check_type, get_image_element
 from deepspot_sd.models._config import ModelConfig
 
@@ -306,7 +308,10 @@ def _axis_chunks(size: int, chunk: int, step: int, overlap: int) -> tuple[int, .
 
 
 def _enhance_dask(arr: Any, spec: Any, config: ModelConfig, *, batch_size: int, in_chunks: tuple[int, ...]) -> Any:
-    """Lazily enhance a normalised ``(c, y, x)`` float32 dask array; return it with the ``in_chunks`` chunk shape."""
+    """Lazily enhance a normalised ``(c, y, x)`` float32 dask array.
+
+    The result has the chunks of the tile grid (multiples of the tile step close to ``in_chunks``).
+    """
     import dask
     import dask.array as da
     from dask.base import tokenize
@@ -339,7 +344,7 @@ def _enhance_dask(arr: Any, spec: Any, config: ModelConfig, *, batch_size: int, 
         halo=halo,
         batch_size=batch_size,
     )
-    return out.rechunk(in_chunks)
+    return out
 
 
 def enhance(
@@ -456,7 +461,6 @@ def enhance(
         norm, norm_records = normalize_channels(arr, channels, config, image_key=image_key)
 
     out = _enhance_dask(norm, spec, config, batch_size=int(batch_size), in_chunks=in_chunks)
-    element = Image2DModel.parse(out, dims=("c", "y", "x"), c_coords=channels, transformations=transformations)
     provenance = {
         "function": "enhance",
         "source_image": image_key,
@@ -469,7 +473,6 @@ def enhance(
         "normalized_input": bool(normalized),
         "normalization": norm_records,
     }
-    element.attrs[ATTRS_KEY] = provenance
     logger.info(
         "Enhancing %r (%s, %d channel(s), shape %s) with model %r, tiles %d px, overlap %d px.",
         image_key,
@@ -480,7 +483,21 @@ def enhance(
         config.tile_size,
         config.overlap,
     )
-    if not inplace:
+
+    def parse(arr: Any) -> DataArray:
+        element = Image2DModel.parse(arr, dims=("c", "y", "x"), c_coords=channels, transformations=transformations)
+        element.attrs[ATTRS_KEY] = provenance
         return element
-    store_element(sdata, key_added, element, kind="images", provenance=provenance, show_progress_bar=show_progress_bar)
+
+    if not inplace or not sdata.is_backed():
+        element = parse(out.rechunk(in_chunks))
+        if not inplace:
+            return element
+        store_element(sdata, key_added, element, kind="images", provenance=provenance)
+        return None
+    # backed: compute region by region (memory bounded by the region, not the image), then store the result
+    with staged_in_regions(
+        out, sdata.path, chunks=in_chunks, show_progress_bar=show_progress_bar, desc="enhance"
+    ) as staged:
+        store_element(sdata, key_added, parse(staged), kind="images", provenance=provenance, show_progress_bar=False)
     return None
