@@ -57,7 +57,7 @@ def staged_in_regions(
 ) -> Iterator[Any]:
     """Compute a lazy ``(c, y, x)`` array region by region into a staging zarr array; yield it read back lazily.
 
-    One computation per region of whole chunks (about ``region_px`` px on a side) keeps the task graph and the
+    One computation per region of whole chunks (at most ``region_px`` px on a side) keeps the task graph and the
     intermediate results that dask holds (e.g. the halos of :func:`dask.array.map_overlap`) bounded by the region,
     where one computation of the whole array holds about two rows of chunks of it and a graph of all its tasks: with
     regions, peak memory does not grow with the image size. Regions are unions of ``arr``'s chunks, so
@@ -73,7 +73,7 @@ def staged_in_regions(
     chunks
         Chunks of the yielded array (read from the staging array, no rechunk graph).
     region_px
-        Approximate side of a region in px.
+        Largest side of a region in px (a region holds at least one chunk).
     show_progress_bar
         Show a tqdm bar over the regions.
     desc
@@ -108,15 +108,14 @@ def staged_in_regions(
 
 
 def _regions_1d(chunks: tuple[int, ...], region_px: int) -> list[slice]:
-    """Consecutive runs of whole chunks about ``region_px`` long."""
+    """Consecutive runs of whole chunks, each at most ``region_px`` long (or one chunk, if that is longer)."""
     out, start, stop = [], 0, 0
     for c in chunks:
-        stop += int(c)
-        if stop - start >= region_px:
+        if stop > start and stop + int(c) - start > region_px:
             out.append(slice(start, stop))
             start = stop
-    if stop > start:
-        out.append(slice(start, stop))
+        stop += int(c)
+    out.append(slice(start, stop))
     return out
 
 

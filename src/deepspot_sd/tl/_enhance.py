@@ -367,8 +367,10 @@ def enhance(
     (:func:`deepspot_sd.pp.normalization_stats`, the model's settings) and enhanced independently, chunk by chunk
     with :func:`dask.array.map_overlap`: each chunk plus a halo of ``overlap`` px is cut into overlapping tiles of
     ``tile_size`` px on one global grid and only the tile centres are kept, so the result has no seams, does not
-    depend on the chunking, and equals :func:`enhance_array` on the whole image. Memory is bounded by the chunk size.
-    The model is loaded once per worker; TensorFlow uses a GPU when it sees one.
+    depend on the chunking, and equals :func:`enhance_array` on the whole image. For an object backed by a zarr store
+    the result is computed region by region (at most 4096 px on a side) into a staging array beside the store and
+    then written as the new element, so peak memory depends on the chunk and region size, not on the image size; an
+    object in memory gets a lazy result. The model is loaded once per worker; TensorFlow uses a GPU when it sees one.
 
     Parameters
     ----------
@@ -399,8 +401,7 @@ def enhance(
     inplace
         Store the result in ``sdata`` (see Returns) rather than returning it.
     show_progress_bar
-        Show a dask progress bar while the result is computed into a backed store (local schedulers; with a
-        :class:`distributed.Client` use its dashboard).
+        Show a progress bar over the regions while the result is computed into a backed store.
 
     Returns
     -------
