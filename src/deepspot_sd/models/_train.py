@@ -424,7 +424,7 @@ def train(
         for name, default in (("spot_weight", 0.0), ("background_weight", 0.0), ("parallel_stream", False)):
             if stored_args.get(name, default) != train_args[name]:
                 raise ValueError(
-                    f"{out} was trained with {name} {stored_args.get(name, 0.0)}, not {train_args[name]}; "
+                    f"{out} was trained with {name} {stored_args.get(name, default)}, not {train_args[name]}; "
                     "resume with that value."
                 )
         state = json.loads(state_path.read_text())
@@ -472,12 +472,12 @@ def train(
         "real_fraction": real_fraction,
         "simulation_overrides": simulation_overrides,
     }
-    state_epoch_at_start = int(state["epoch"])
-    pool = BatchPool(workers, **data_kwargs) if workers > 0 and state_epoch_at_start < epochs else None
+    first_epoch = int(state["epoch"])
+    pool = BatchPool(workers, **data_kwargs) if workers > 0 and first_epoch < epochs else None
     try:
-        for epoch in range(int(state["epoch"]), int(epochs)):
+        for epoch in range(first_epoch, int(epochs)):
             spent = time.perf_counter() - started
-            if max_seconds is not None and epoch > state_epoch_at_start and spent > max_seconds:
+            if max_seconds is not None and epoch > first_epoch and spent > max_seconds:
                 logger.info("Stopping after epoch %d: the time budget of %.0f s is spent.", epoch, max_seconds)
                 break
             t0 = time.perf_counter()

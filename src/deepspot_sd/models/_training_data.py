@@ -10,7 +10,10 @@ structures must not pass the detector's threshold).
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -385,9 +388,6 @@ class BatchPool:
         backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
         real_fraction: float = 0.0,
     ) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         self.workers = int(workers)
         self.batch_size = int(batch_size)
         kwargs = {
@@ -407,8 +407,6 @@ class BatchPool:
 
     def batches(self, seed: int | np.random.SeedSequence, n_batches: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``n_batches`` batches of the stream ``seed`` in order, at most two per worker in flight."""
-        from collections import deque
-
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
         pending: deque = deque()
         submitted = 0
