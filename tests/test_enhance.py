@@ -300,3 +300,33 @@ def test_normalize_element(tmp_path, conv_model, raw):
     np.testing.assert_allclose(single.values, out.values)
     with pytest.raises(KeyError, match="Available keys"):
         dsd.pp.normalize(sdata, "nope")
+
+
+def test_backed_pipeline_on_a_distributed_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    sim = dsd.datasets.simulate_image((400, 520), n_spots=80, seed=4)
+    image = (sim.image * 5 + 200).astype(np.uint16)
+    results = {}
+    for name in ("threads", "cluster"):
+        sdata = _sdata(image, chunks=(1, 128, 128))
+        sdata.write(tmp_path / f"{name}.zarr")
+        if name == "threads":
+            dsd.tl.enhance(sdata, "img", show_progress_bar=False)
+            dsd.tl.detect_spots(sdata, "img_enhanced", show_progress_bar=False)
+        else:
+            with (
+                distributed.LocalCluster(
+                    n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+                ) as cluster,
+                distributed.Client(cluster),
+            ):
+                dsd.tl.enhance(sdata, "img", show_progress_bar=False)
+                dsd.tl.detect_spots(sdata, "img_enhanced", show_progress_bar=False)
+        back = sd.read_zarr(tmp_path / f"{name}.zarr")
+        spots = back.points["img_enhanced_spots"].compute()[["y", "x"]].to_numpy()
+        results[name] = (back.images["img_enhanced"].values[0], spots)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.zarr", "threads.zarr"]  # no staging left
+    np.testing.assert_allclose(results["cluster"][0], results["threads"][0], atol=1e-3)
+    assert len(results["threads"][1]) > 40
+    match = dsd.metrics.match_kdtree(results["threads"][1], results["cluster"][1], radius=0.5)
+    assert match.f1 == 1.0
