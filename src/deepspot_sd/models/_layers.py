@@ -14,9 +14,9 @@ class BilinearUpsampling2x(keras.layers.Layer):
 
     ``tf.image.resize(..., "bilinear")`` (half-pixel centres) with the output size taken from the input's dynamic
     shape: Keras' ``UpSampling2D(interpolation="bilinear")`` cannot run on inputs whose size is unknown when its
-    predict function is traced, and tiled inference feeds images of any size. On the JAX and PyTorch backends
-    (shapes are static there) it is ``keras.ops.image.resize``, which gives the same values; those backends serve
-    training on machines without TensorFlow.
+    predict function is traced, and tiled inference feeds images of any size. On other backends (JAX, used
+    to train on a machine without TensorFlow; shapes are static there) it is ``keras.ops.image.resize``, which gives
+    the same values up to float rounding (2e-7).
     """
 
     def call(self, inputs: Any) -> Any:
