@@ -6,7 +6,6 @@ listed top-level modules are stubbed only when they cannot be imported, so ``imp
 
 import importlib.abc
 import importlib.machinery
-import importlib.util
 import sys
 import types
 from unittest import mock
