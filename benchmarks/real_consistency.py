@@ -6,7 +6,11 @@ its SNR to 0.8x (Gaussian noise with the image's own fitted noise model, so the 
 image multiplied by 4, and the image offset by +1000 counts. The F1 (k-d tree, r = 3 px) of each copy's
 detections against the original's measures how stable detection is; it says nothing about correctness.
 
-    python benchmarks/real_consistency.py [--model deepspot_v1] [--data ../shared/data/real_unlabeled]
+The peers of the accuracy benchmark (Big-FISH with its automatic threshold, U-FISH; ``--peers none`` to skip) take
+the same test on the same modified copies, as a reference for how stable a detector can be on each image: spots
+near an image's detection limit flip under extra noise whatever the detector.
+
+    python benchmarks/real_consistency.py [--model deepspot_v1] [--data ../shared/data/real_unlabeled] [--peers ...]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from scipy import ndimage
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from peers import load_peers
 
 import deepspot_sd as dsd
 
@@ -65,12 +70,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--model", default="deepspot_v1", help="shipped model name or model folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peers", default="bigfish,ufish", help="comma-separated peers, or 'none'")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
     model = dsd.models.load_model(args.model) if Path(args.model).is_dir() else dsd.models.load_pretrained(args.model)
+    peers, notes = load_peers([] if args.peers == "none" else args.peers.split(","))
     rng = np.random.default_rng(args.seed)
-    rows, panels = [], []
+    rows, peer_rows, panels = [], [], []
     for path in sorted(args.data.glob("*.tif")):
         image = tifffile.imread(path)
         start = time.perf_counter()
@@ -83,12 +90,20 @@ def main() -> None:
             "spots": len(reference),
             "spots / 100 px²": 100.0 * len(reference) / image.size,
         }
-        for name, copy in variants(image, rng).items():
+        copies = variants(image, rng)
+        for name, copy in copies.items():
             spots, _ = detect(model, copy)
             row[f"F1 {name}"] = dsd.metrics.match_kdtree(reference, spots, radius=3.0).f1
         row["s / MPix"] = seconds / (image.size / 1e6)
         rows.append(row)
         print(pd.DataFrame([row]).to_string(index=False), flush=True)
+        for peer in peers:
+            peer_reference = peer.detect(image)
+            peer_row = {"image": path.stem, "detector": peer.name, "spots": len(peer_reference)}
+            for name, copy in copies.items():
+                peer_row[f"F1 {name}"] = dsd.metrics.match_kdtree(peer_reference, peer.detect(copy), radius=3.0).f1
+            peer_rows.append(peer_row)
+            print(pd.DataFrame([peer_row]).to_string(index=False), flush=True)
 
     table = pd.DataFrame(rows)
     f1_cols = [c for c in table.columns if c.startswith("F1")]
@@ -102,6 +117,12 @@ def main() -> None:
             table.to_markdown(index=False, floatfmt=".3f"),
         ]
     )
+    if peer_rows:
+        text += (
+            "\n\nThe peers on the same modified copies (each against its own detections on the unmodified image):\n\n"
+            + pd.DataFrame(peer_rows).to_markdown(index=False, floatfmt=".3f")
+        )
+    text += "".join(f"\n\n{note}" for note in notes)
     figure = DOCS_BENCHMARKS.parent / "_static" / "real_detections.png"
     text += "\n\n![raw crop, enhanced crop and detections on each real image](_static/real_detections.png)"
     print(text)

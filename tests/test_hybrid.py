@@ -53,3 +53,19 @@ def test_hybrid_image_has_known_spots_on_real_background():
 def test_hybrid_image_crop_too_large_raises():
     with pytest.raises(ValueError, match="smaller than the requested crop"):
         dsd.datasets.hybrid_image(np.ones((50, 50)), dsd.datasets.NoiseModel(1.0, 0.0, 1.0), shape=(64, 64))
+
+
+def test_hybrid_image_extra_noise_lowers_the_recorded_snr():
+    raw, _ = _camera_image(n_spots=0)
+    background, _, noise = dsd.datasets.suppress_spots(raw)
+    kwargs = {"shape": (128, 128), "n_spots": 0, "seed": 3}
+    plain = dsd.datasets.hybrid_image(background, noise, **kwargs)
+    noisier = dsd.datasets.hybrid_image(background, noise, extra_noise=1.0, **kwargs)
+    assert noisier.params["crop_origin"] == plain.params["crop_origin"]
+    added = noisier.image.astype(np.float64) - plain.image
+    expected = noise.std(plain.background)
+    assert np.std(added / expected) == pytest.approx(1.0, rel=0.05)
+    # spot heights are set against the total noise
+    assert noisier.noise_std == pytest.approx(np.sqrt(2.0) * plain.noise_std)
+    with pytest.raises(ValueError, match="extra_noise"):
+        dsd.datasets.hybrid_image(background, noise, extra_noise=-0.5, **kwargs)

@@ -1,4 +1,4 @@
-"""Import shim for the GPU machine of ``scripts/gpu/train_stage4.sh``: stub what training does not use.
+"""Import shim for the GPU machine of ``scripts/gpu/train_on_jax.sh``: stub what training does not use.
 
 That machine has no spatialdata stack and no TensorFlow, and cannot install them; training needs neither. The
 listed top-level modules are stubbed only when they cannot be imported, so ``import deepspot_sd`` works there.

@@ -168,6 +168,7 @@ def hybrid_image(
     psf_sigma_range: tuple[float, float] = (0.7, 2.5),
     min_spot_distance_px: float = 2.0,
     cluster_fraction: float = 0.0,
+    extra_noise: float = 0.0,
     seed: int | np.random.Generator | None = None,
 ) -> SimulatedImage:
     """Put simulated spots at known positions on a random crop of a spot-free real background.
@@ -185,6 +186,10 @@ def hybrid_image(
         Crop size ``(y, x)``.
     n_spots, snr_range, psf_sigma_range, min_spot_distance_px, cluster_fraction
         As in :func:`~deepspot_sd.datasets.simulate_image`.
+    extra_noise
+        Add independent Gaussian noise of ``extra_noise`` times the crop's own noise standard deviation at each
+        pixel's local level, as a noisier camera or a shorter exposure of the same sample would; the spot heights
+        then refer to the total noise, ``sqrt(1 + extra_noise**2)`` times the original.
     seed
         Seed or generator.
 
@@ -199,8 +204,14 @@ def hybrid_image(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     r0 = int(rng.integers(0, bg.shape[0] - shape[0] + 1))
     c0 = int(rng.integers(0, bg.shape[1] - shape[1] + 1))
+    if extra_noise < 0:
+        raise ValueError(f"`extra_noise` must be >= 0, got {extra_noise}.")
     crop = bg[r0 : r0 + shape[0], c0 : c0 + shape[1]].astype(np.float64)
+    clean_bg = ndimage.median_filter(crop, size=5)
     noise_std = float(noise.std(np.median(crop)))
+    if extra_noise > 0:
+        crop = crop + rng.normal(size=crop.shape) * (extra_noise * noise.std(clean_bg))
+        noise_std *= float(np.sqrt(1.0 + extra_noise**2))
     spots = sample_spot_positions(
         shape, n_spots, rng, min_distance_px=min_spot_distance_px, cluster_fraction=cluster_fraction
     )
@@ -213,6 +224,7 @@ def hybrid_image(
         photons = rng.poisson(signal / noise.gain) * noise.gain
         signal = photons.astype(np.float64)
     image = (crop + signal).astype(np.float32)
-    clean_bg = ndimage.median_filter(crop, size=5).astype(np.float32)
-    params = {"family": "real_background", "crop_origin": (r0, c0), "gain": noise.gain}
-    return SimulatedImage(image, image.copy(), spots, heights, sigmas, snr, clean_bg, noise_std, params)
+    params = {"family": "real_background", "crop_origin": (r0, c0), "gain": noise.gain, "extra_noise": extra_noise}
+    return SimulatedImage(
+        image, image.copy(), spots, heights, sigmas, snr, clean_bg.astype(np.float32), noise_std, params
+    )

@@ -234,8 +234,10 @@ def real_background_sample(
     """One hybrid training image: simulated spots on a random crop of a spot-free real background.
 
     The crop gets spots as :func:`deepspot_sd.datasets.hybrid_image` makes them (density, SNR and PSF drawn as
-    for simulated images), a random camera gain (0.25–4) and offset (0–2000) on top of the real one, a uint16 round
-    trip, then the same normalisation and target as :func:`simulate_training_sample`.
+    for simulated images), in half of the images extra camera noise (0–1× the crop's own noise, so that the real
+    textures are also seen at lower SNR than they were recorded at), a random camera gain (0.25–4) and offset
+    (0–2000) on top of the real one, a uint16 round trip, then the same normalisation and target as
+    :func:`simulate_training_sample`.
     """
     from deepspot_sd.datasets import hybrid_image, stamp_target
     from deepspot_sd.pp import apply_normalization, normalization_stats
@@ -250,6 +252,7 @@ def real_background_sample(
         snr_range=kwargs["snr_range"],
         psf_sigma_range=kwargs["psf_sigma_range"],
         cluster_fraction=kwargs["cluster_fraction"],
+        extra_noise=float(rng.uniform(0.0, 1.0)) if rng.uniform() < 0.5 else 0.0,
         seed=rng,
     )
     gain, offset = _loguniform(rng, 0.25, 4.0), float(rng.uniform(0.0, 2000.0))

@@ -1,0 +1,21 @@
+#!/bin/bash
+# Train deepspot_v1 on a lent NVIDIA GPU machine (16 cores) that has no TensorFlow and no spatialdata stack and
+# cannot reach a package index: Keras runs on JAX (the weights files are backend-independent), the keras / namex /
+# optree wheels travel in .devrun/whl, the three training images in .devrun/real, and sitecustomize.py (beside this
+# script, copied to .devrun/site) stubs the packages that training does not use. Run from the repository root; OUT
+# receives the checkpoint folder as ck.tgz. Re-running on the same warm machine resumes /tmp/ck.
+#
+# Stage 4 (0.4.0): INIT=checkpoints/deepspot_v1_blobs/best.weights.h5 VERSION=0.4.0, MINUTES=6.8 then 4.4
+#   (23 epochs of 500 steps; that code had no extra noise on the real backgrounds).
+# Stage 5 (0.5.0): INIT=checkpoints/deepspot_v1_gpu/last.weights.h5 VERSION=0.5.0.
+set -o pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .devrun/whl/*.whl || exit 3
+export PYTHONPATH=/tmp/site:$PWD/src:$PWD/.devrun/site KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+nvidia-smi -L
+python3 scripts/train.py --config compact --set convs_per_level=1 --set min_distance=2 --set overlap=48 \
+  --set version="\"${VERSION:?}\"" --out /tmp/ck --steps-per-epoch ${STEPS:-500} --batch-size 32 --patch-size 128 \
+  --seed 1 --spot-weight 1.0 --background-weight 1.0 --init-weights "${INIT:?}" \
+  --epochs 1000 --learning-rate 1e-4 --validation-images 48 --workers ${WORKERS:-14} --max-minutes ${MINUTES:?} \
+  --real-images .devrun/real/rsfish_celegans_embryo_z52.tif .devrun/real/rsfish_celegans_embryo_mip.tif \
+  .devrun/real/spotiflow_terra_livecell_2d.tif --real-fraction 0.3 2>&1 | grep -v "^  " | tee $OUT/train_log.txt
+tar czf $OUT/ck.tgz -C /tmp ck
