@@ -261,6 +261,10 @@ def test_train_resume_continues_and_is_deterministic(tmp_path, caplog):
     ref.load_weights(str(tmp_path / "a" / "best.weights.h5"))
     x = np.random.default_rng(0).uniform(50, 250, (1, 64, 64)).astype(np.float32)
     np.testing.assert_allclose(model.predict_tile(x), np.asarray(ref(x[..., None], training=False))[..., 0], atol=1e-4)
+    # the last epoch exports with its own training and validation records
+    last = load_model(export_model(tmp_path / "a", tmp_path / "last_model", which="last"))
+    assert last.config.extra["training"]["epoch"] == 2 and last.config.extra["training"]["seed"] == 3
+    assert last.config.extra["validation"]["f1"] == pytest.approx(float(h2["val_f1"].iloc[-1]))
 
 
 def test_batch_pool_is_seeded_and_independent_of_worker_count():

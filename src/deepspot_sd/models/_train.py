@@ -614,7 +614,24 @@ def export_model(
         raise FileNotFoundError(f"No {which} checkpoint in {src}. Please run `dsd.models.train(...)` first.")
     state = json.loads((src / "state.json").read_text()) if (src / "state.json").exists() else {}
     config = ModelConfig.from_json(config_file)
-    config = config.replace(name=name, extra={**config.extra, "exported_from": str(src), "state": state})
+    extra = {**config.extra, "exported_from": str(src), "state": state}
+    if which == "last" and (src / "train_args.json").exists() and (src / "history.csv").exists():
+        # best_config.json carries these records; for the last epoch they come from the run's own files
+        last = _read_history(src / "history.csv", int(state.get("epoch", 0)))[-1]
+        extra["training"] = {
+            **json.loads((src / "train_args.json").read_text()),
+            "epoch": int(last["epoch"]),
+            "steps": int(last["steps"]),
+        }
+        extra["validation"] = {
+            "f1": float(last["val_f1"]),
+            "precision": float(last["val_precision"]),
+            "recall": float(last["val_recall"]),
+            "am": float(last["val_am"]),
+            "f1_calibrated": float(last["val_f1_calibrated"]),
+            "threshold_calibrated": float(last["best_threshold"]),
+        }
+    config = config.replace(name=name, extra=extra)
     dst.mkdir(parents=True, exist_ok=True)
     # rebuild and save, so the file holds the network weights only (the checkpoint also holds the Adam state)
     model = build_model(config)
