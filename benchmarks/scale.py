@@ -621,8 +621,9 @@ def memory_table(
     lines.append(
         "- *dask-held peak*: the most bytes of numpy results the local scheduler held between tasks during `enhance` "
         "(halo slices and rechunk pieces waiting for their consumers). `enhance` computes a backed element region "
-        "by region (at most 4096 px on a side; `deepspot_sd._store.staged_in_regions`), so these and the task "
-        "graph are bounded by the region, not by the image."
+        "by region (at most 4096 px on a side) straight into the element's zarr array "
+        "(`deepspot_sd._store.write_in_regions`), so these and the task graph are bounded by the region, not by "
+        "the image."
     )
     if mmap_threshold is None:
         lines.append(

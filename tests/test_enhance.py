@@ -165,7 +165,7 @@ def test_enhance_backed_store(tmp_path, conv_model, raw):
     assert get_transformation(back.images["enh"], "global") == get_transformation(back.images["img"], "global")
     assert back.attrs["deepspot_sd"]["enh"]["threshold"] == 150.0
     assert not any("tmp" in p.name for p in (path / "images").iterdir())
-    assert [p.name for p in tmp_path.iterdir()] == ["data.zarr"]  # the staging array is gone
+    assert [p.name for p in tmp_path.iterdir()] == ["data.zarr"]  # nothing is left beside the store
 
     # overwrite with another model: replaced in memory and in the store
     other = EnhancementModel(_conv_model(seed=7), conv_model.config)
@@ -196,13 +196,14 @@ def test_failed_enhance_leaves_object_and_store_unchanged(tmp_path, conv_model, 
         back = sd.read_zarr(path)
         assert sorted(back.images) == ["enh", "img"]
         np.testing.assert_array_equal(back.images["enh"].values, before)
-        assert [p.name for p in tmp_path.iterdir()] == ["data.zarr"]  # the staging array is gone
+        assert [p.name for p in tmp_path.iterdir()] == ["data.zarr"]  # nothing is left beside the store
 
 
-def test_staged_in_regions_computes_each_block_once(tmp_path):
+def test_write_in_regions_computes_each_block_once(tmp_path):
     import dask.array as da
+    import zarr
 
-    from deepspot_sd._store import staged_in_regions
+    from deepspot_sd._store import write_in_regions
 
     calls = []
 
@@ -213,22 +214,23 @@ def test_staged_in_regions_computes_each_block_once(tmp_path):
     x = da.from_array(np.arange(3 * 50 * 70, dtype=np.float32).reshape(3, 50, 70), chunks=(1, 20, 30))
     meta = np.empty((0, 0, 0), dtype=np.float32)
     lazy = da.map_overlap(double, x, depth={0: 0, 1: 2, 2: 2}, boundary="reflect", dtype=np.float32, meta=meta)
-    # regions of about 40 px: 2 x 2 regions of whole chunks
-    with staged_in_regions(lazy, tmp_path / "s.zarr", chunks=(1, 25, 25), region_px=40, show_progress_bar=False) as out:
-        assert out.chunksize == (1, 25, 25)
-        np.testing.assert_array_equal(out.compute(), 2 * x.compute())
-        assert len(list(tmp_path.iterdir())) == 1
+    # regions of about 40 px (2 x 2 regions of whole chunks) into an array whose chunks do not line up with them
+    target = zarr.create_array(store=str(tmp_path / "t.zarr"), shape=x.shape, chunks=(1, 25, 25), dtype=np.float32)
+    write_in_regions(lazy, target, region_px=40, show_progress_bar=False)
+    np.testing.assert_array_equal(target[:], 2 * x.compute())
     assert len(calls) == x.npartitions  # no block computed twice across region borders
-    assert list(tmp_path.iterdir()) == []
 
-    def boom(block):
-        raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"):
-        failing = x.map_blocks(boom, dtype=np.float32, meta=meta)
-        with staged_in_regions(failing, tmp_path / "s.zarr", chunks=(1, 25, 25), show_progress_bar=False):
-            pass
-    assert list(tmp_path.iterdir()) == []
+def test_store_element_fill_needs_a_backed_object(conv_model, raw):
+    import dask.array as da
+
+    from deepspot_sd._store import store_element
+
+    sdata = _sdata(raw)
+    element = sdata.images["img"].copy(data=da.zeros_like(sdata.images["img"].data))
+    with pytest.raises(ValueError, match="backed"):
+        store_element(sdata, "new", element, kind="images", fill=lambda target: None)
+    assert "new" not in sdata.images
 
 
 def test_enhance_not_inplace_and_unbacked(conv_model, raw):
@@ -325,7 +327,7 @@ def test_backed_pipeline_on_a_distributed_cluster(tmp_path):
         back = sd.read_zarr(tmp_path / f"{name}.zarr")
         spots = back.points["img_enhanced_spots"].compute()[["y", "x"]].to_numpy()
         results[name] = (back.images["img_enhanced"].values[0], spots)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.zarr", "threads.zarr"]  # no staging left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.zarr", "threads.zarr"]  # nothing else left
     np.testing.assert_allclose(results["cluster"][0], results["threads"][0], atol=1e-3)
     assert len(results["threads"][1]) > 40
     match = dsd.metrics.match_kdtree(results["threads"][1], results["cluster"][1], radius=0.5)

@@ -14,13 +14,13 @@ import contextlib
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from deepspot_sd._logging import logger
 
-__all__ = ["ATTRS_KEY", "get_provenance", "progress_bar", "staged_in_regions", "store_element"]
+__all__ = ["ATTRS_KEY", "get_provenance", "progress_bar", "store_element", "write_in_regions"]
 
 #: Key of the package's provenance records, in ``element.attrs`` and in ``sdata.attrs`` (persisted in the store).
 ATTRS_KEY = "deepspot_sd"
@@ -45,66 +45,45 @@ def progress_bar(show: bool) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def staged_in_regions(
+def write_in_regions(
     arr: Any,
-    next_to: str | Path,
+    target: Any,
     *,
-    chunks: tuple[int, ...],
     region_px: int = 4096,
     show_progress_bar: bool = True,
     desc: str = "compute",
-) -> Iterator[Any]:
-    """Compute a lazy ``(c, y, x)`` array region by region into a staging zarr array; yield it read back lazily.
+) -> None:
+    """Compute a lazy ``(c, y, x)`` array region by region and write each region into a zarr array.
 
     One computation per region of whole chunks (at most ``region_px`` px on a side) keeps the task graph and the
     intermediate results that dask holds (e.g. the halos of :func:`dask.array.map_overlap`) bounded by the region,
     where one computation of the whole array holds about two rows of chunks of it and a graph of all its tasks: with
-    regions, peak memory does not grow with the image size. Regions are unions of ``arr``'s chunks, so
-    no task is computed twice. The staging array lives in a hidden folder beside ``next_to`` (the SpatialData store:
-    storage that every dask worker can reach) and is removed when the block exits.
+    regions, peak memory does not grow with the image size. Regions are unions of ``arr``'s chunks, so no task is
+    computed twice; they need not match the chunks of ``target``.
 
     Parameters
     ----------
     arr
         Lazy dask array ``(c, y, x)``.
-    next_to
-        Path beside which the staging folder is made.
-    chunks
-        Chunks of the yielded array (read from the staging array, no rechunk graph).
+    target
+        Zarr array of the same shape, e.g. the full-resolution array of an element being written.
     region_px
         Largest side of a region in px (a region holds at least one chunk).
     show_progress_bar
         Show a tqdm bar over the regions.
     desc
         Label of the bar.
-
-    Yields
-    ------
-    The computed array, a dask array read lazily from the staging zarr array with ``chunks``.
     """
-    import dask.array as da
-    import zarr
-
-    next_to = Path(next_to)
-    staging = next_to.parent / f".{next_to.name}.staging-{uuid.uuid4().hex[:8]}.zarr"
-    # the staging chunks are the regular chunk of each axis; a larger last chunk (a merged ragged remainder) spans
-    # two zarr chunks that no other task writes
-    zchunks = tuple(int(c[0]) for c in arr.chunks)
     regions = [_regions_1d(c, region_px) for c in arr.chunks[1:]]
-    try:
-        target = zarr.create_array(store=str(staging), shape=arr.shape, chunks=zchunks, dtype=arr.dtype)
-        items = [(ys, xs) for ys in regions[0] for xs in regions[1]]
-        if show_progress_bar:
-            from tqdm.auto import tqdm
+    items = [(ys, xs) for ys in regions[0] for xs in regions[1]]
+    if show_progress_bar:
+        from tqdm.auto import tqdm
 
-            items = tqdm(items, desc=desc, unit="region")
-        for ys, xs in items:
-            # written here, not by the tasks: after a failure no straggling task writes into the removed folder
-            target[:, ys, xs] = arr[:, ys, xs].compute()
-        yield da.from_zarr(target, chunks=chunks)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        items = tqdm(items, desc=desc, unit="region")
+    for ys, xs in items:
+        # written by this one process, not by the tasks: regions that share a chunk of `target` cannot race, and
+        # after a failure no straggling task writes into a folder that is being removed
+        target[:, ys, xs] = arr[:, ys, xs].compute()
 
 
 def _regions_1d(chunks: tuple[int, ...], region_px: int) -> list[slice]:
@@ -163,6 +142,7 @@ def store_element(
     kind: ElementKind,
     provenance: dict[str, Any] | None = None,
     show_progress_bar: bool = True,
+    fill: Callable[[Any], None] | None = None,
 ) -> Any:
     """Add ``element`` as ``sdata.{kind}[key]`` and, if ``sdata`` is backed, write it to its store, all or nothing.
 
@@ -180,12 +160,19 @@ def store_element(
         JSON-serialisable record stored in ``element.attrs["deepspot_sd"]`` and ``sdata.attrs["deepspot_sd"][key]``.
     show_progress_bar
         Show a dask progress bar while computing into the store.
+    fill
+        Backed objects and single-scale raster elements only: ``element`` then holds placeholder data of the right
+        shape, chunks and dtype (e.g. :func:`dask.array.zeros`), and ``fill(array)`` writes the values into the
+        element's full-resolution zarr array in the store, before the swap, so that they are written once
+        (e.g. with :func:`write_in_regions`).
 
     Returns
     -------
     The element now held by ``sdata`` (for a backed object: read back lazily from the store).
     """
     check_key_added(sdata, key, kind)
+    if fill is not None and (kind not in ("images", "labels") or not sdata.is_backed()):
+        raise ValueError("`fill` needs a backed SpatialData object and a raster element.")
     if provenance is not None:
         element.attrs[ATTRS_KEY] = provenance
     container = getattr(sdata, kind)
@@ -201,6 +188,8 @@ def store_element(
         container[tmp] = element
         with progress_bar(show_progress_bar):
             sdata.write_element(tmp)
+        if fill is not None:
+            fill(_full_resolution_array(root / kind / tmp))
     except BaseException:
         _remove_quietly(sdata, kind, tmp, root)
         raise
@@ -244,6 +233,15 @@ def _set_sdata_provenance(sdata: Any, key: str, provenance: dict[str, Any] | Non
         record[key] = provenance
     attrs[ATTRS_KEY] = record
     sdata.attrs = attrs
+
+
+def _full_resolution_array(folder: Path) -> Any:
+    """Open the scale-0 zarr array of the OME-zarr raster element in ``folder`` for writing."""
+    import zarr
+
+    group = zarr.open_group(str(folder), mode="r+")
+    ome = group.attrs.get("ome", group.attrs)  # OME-NGFF 0.5 nests the metadata under "ome", 0.4 does not
+    return group[ome["multiscales"][0]["datasets"][0]["path"]]
 
 
 def _read_back(root: Path, kind: str, key: str) -> Any:

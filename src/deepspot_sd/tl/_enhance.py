@@ -12,8 +12,8 @@ For a dask-backed image the y/x chunks are set to a multiple of ``step`` (close 
 a chunk plus its ``overlap`` halo (:func:`dask.array.map_overlap`) is covered exactly by whole tiles of that grid;
 ragged edge blocks are padded. The grid, and hence the result, therefore does not depend on the input chunking, and
 equals :func:`enhance_array` on the whole image. The output gets the input's chunks: lazily rechunked, or, when the
-object is backed by a zarr store, computed region by region into a staging array and read from it with the input's
-chunks (:func:`deepspot_sd._store.staged_in_regions`), so that peak memory does not grow with the image size.
+object is backed by a zarr store, computed region by region straight into the new element's zarr array
+(:func:`deepspot_sd._store.write_in_regions`), so that peak memory does not grow with the image size.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepspot_sd._logging import logger
-from deepspot_sd._store import ATTRS_KEY, check_key_added, get_provenance, staged_in_regions, store_element
+from deepspot_sd._store import ATTRS_KEY, check_key_added, get_provenance, store_element, write_in_regions
 from deepspot_sd._validation import check_finite_image, check_image_2d, check_type, get_image_element
 from deepspot_sd.models._config import ModelConfig
 
@@ -368,9 +368,9 @@ def enhance(
     with :func:`dask.array.map_overlap`: each chunk plus a halo of ``overlap`` px is cut into overlapping tiles of
     ``tile_size`` px on one global grid and only the tile centres are kept, so the result has no seams, does not
     depend on the chunking, and equals :func:`enhance_array` on the whole image. For an object backed by a zarr store
-    the result is computed region by region (at most 4096 px on a side) into a staging array beside the store and
-    then written as the new element, so peak memory depends on the chunk and region size, not on the image size; an
-    object in memory gets a lazy result. The model is loaded once per worker; TensorFlow uses a GPU when it sees one.
+    the result is computed region by region (at most 4096 px on a side) and written into the new element's zarr
+    array, so peak memory depends on the chunk and region size, not on the image size; an object in memory gets a
+    lazy result. The model is loaded once per worker; TensorFlow uses a GPU when it sees one.
 
     Parameters
     ----------
@@ -496,9 +496,18 @@ def enhance(
             return element
         store_element(sdata, key_added, element, kind="images", provenance=provenance)
         return None
-    # backed: compute region by region (memory bounded by the region, not the image), then store the result
-    with staged_in_regions(
-        out, sdata.path, chunks=in_chunks, show_progress_bar=show_progress_bar, desc="enhance"
-    ) as staged:
-        store_element(sdata, key_added, parse(staged), kind="images", provenance=provenance, show_progress_bar=False)
+    # backed: the element is written with placeholder data, then its zarr array is computed into region by region
+    # (memory bounded by the region, not the image; every value written once)
+    import dask.array as da
+
+    placeholder = da.zeros(out.shape, dtype=out.dtype, chunks=in_chunks)
+    store_element(
+        sdata,
+        key_added,
+        parse(placeholder),
+        kind="images",
+        provenance=provenance,
+        show_progress_bar=False,
+        fill=lambda target: write_in_regions(out, target, show_progress_bar=show_progress_bar, desc="enhance"),
+    )
     return None
