@@ -201,11 +201,11 @@ def hybrid_image(
     bg = check_image_2d(background, min_size=1)
     if bg.shape[0] < shape[0] or bg.shape[1] < shape[1]:
         raise ValueError(f"`background` of shape {bg.shape} is smaller than the requested crop {shape}.")
+    if extra_noise < 0:
+        raise ValueError(f"`extra_noise` must be >= 0, got {extra_noise}.")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     r0 = int(rng.integers(0, bg.shape[0] - shape[0] + 1))
     c0 = int(rng.integers(0, bg.shape[1] - shape[1] + 1))
-    if extra_noise < 0:
-        raise ValueError(f"`extra_noise` must be >= 0, got {extra_noise}.")
     crop = bg[r0 : r0 + shape[0], c0 : c0 + shape[1]].astype(np.float64)
     clean_bg = ndimage.median_filter(crop, size=5)
     noise_std = float(noise.std(np.median(crop)))
