@@ -332,3 +332,28 @@ def test_backed_pipeline_on_a_distributed_cluster(tmp_path):
     assert len(results["threads"][1]) > 40
     match = dsd.metrics.match_kdtree(results["threads"][1], results["cluster"][1], radius=0.5)
     assert match.f1 == 1.0
+
+
+def test_pipeline_on_a_store_in_the_zarr_v2_format(tmp_path):
+    import anndata as ad
+    from spatialdata._io.format import RasterFormatV01, SpatialDataContainerFormatV01
+
+    from deepspot_sd._store import store_element
+
+    sim = dsd.datasets.simulate_image((200, 240), n_spots=40, seed=2)
+    image = (sim.image * 5 + 100).astype(np.uint16)
+    path = tmp_path / "old.zarr"
+    _sdata(image, chunks=(1, 128, 128)).write(path, sdata_formats=[RasterFormatV01(), SpatialDataContainerFormatV01()])
+    with pytest.warns(UserWarning, match="most current format"):
+        sdata = sd.read_zarr(path)
+    dsd.tl.enhance(sdata, "img", show_progress_bar=False)
+    dsd.tl.detect_spots(sdata, "img_enhanced", show_progress_bar=False)
+    assert (path / "images" / "img_enhanced" / ".zattrs").exists()  # written in the store's own (zarr v2) format
+    with pytest.warns(UserWarning, match="most current format"):
+        back = sd.read_zarr(path)
+    np.testing.assert_allclose(back.images["img_enhanced"].values[0], dsd.tl.enhance_array(image), atol=1e-3)
+    assert len(back.points["img_enhanced_spots"]) == len(sdata.points["img_enhanced_spots"]) > 20
+    assert back.attrs["deepspot_sd"]["img_enhanced_spots"]["function"] == "detect_spots"
+    store_element(sdata, "counts", ad.AnnData(np.ones((3, 2), dtype=np.float32)), kind="tables")
+    with pytest.warns(UserWarning, match="most current format"):
+        assert sd.read_zarr(path).tables["counts"].shape == (3, 2)

@@ -183,11 +183,12 @@ def store_element(
         return element
 
     root = Path(str(sdata.path))
+    formats = _store_formats(root)
     tmp = f"{key}_tmp_{uuid.uuid4().hex[:8]}"
     try:
         container[tmp] = element
         with progress_bar(show_progress_bar):
-            sdata.write_element(tmp)
+            sdata.write_element(tmp, sdata_formats=formats)
         if fill is not None:
             fill(_full_resolution_array(root / kind / tmp))
     except BaseException:
@@ -217,7 +218,7 @@ def store_element(
     container[key] = new
     _set_sdata_provenance(sdata, key, provenance)
     if provenance is not None:
-        sdata.write_attrs()
+        sdata.write_attrs(sdata_format=None if formats is None else formats[-1])
     logger.info("Adding `sdata.%s[%r]` and writing it to %s.", kind, key, root)
     return new
 
@@ -233,6 +234,27 @@ def _set_sdata_provenance(sdata: Any, key: str, provenance: dict[str, Any] | Non
         record[key] = provenance
     attrs[ATTRS_KEY] = record
     sdata.attrs = attrs
+
+
+def _store_formats(root: Path) -> list[Any] | None:
+    """Return the on-disk formats for new elements of the store at ``root`` (``None``: spatialdata's current ones).
+
+    A store written before spatialdata moved to zarr v3 (container format 0.1) only takes elements in zarr v2
+    formats: for it, the latest of those, the container format last.
+    """
+    import zarr
+    from spatialdata._io import format as fmt
+
+    attrs = zarr.open_group(str(root), mode="r").attrs
+    if attrs.get("spatialdata_attrs", {}).get("version", "0.1") != "0.1":
+        return None
+    return [
+        fmt.RasterFormatV02(),
+        fmt.PointsFormatV01(),
+        fmt.ShapesFormatV02(),
+        fmt.TablesFormatV01(),
+        fmt.SpatialDataContainerFormatV01(),
+    ]
 
 
 def _full_resolution_array(folder: Path) -> Any:
@@ -251,6 +273,8 @@ def _read_back(root: Path, kind: str, key: str) -> Any:
         # reading only `kind` leaves out the elements a table annotates, which spatialdata warns about: the
         # warning is spurious here, the annotated elements are in `sdata`
         warnings.filterwarnings("ignore", message="The table is annotating", category=UserWarning)
+        # the user was warned about an old-format store on opening it
+        warnings.filterwarnings("ignore", message="SpatialData is not stored in the most current format")
         return getattr(read_zarr(root, selection=(kind,)), kind)[key]
 
 
