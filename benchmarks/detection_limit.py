@@ -82,12 +82,17 @@ def main() -> None:
     deepspot = summary[summary["method"] == "DeepSpot"].set_index("SNR")
     table["DeepSpot enhanced centre (mean)"] = deepspot.loc[list(SNR_LEVELS), "centre"].to_numpy()
 
+    snr = np.asarray(SNR_LEVELS)
     limits = []
     for method in methods:
         recall = summary[summary["method"] == method].set_index("SNR").loc[list(SNR_LEVELS), "recall"].to_numpy()
-        snr = np.asarray(SNR_LEVELS)
-        limits.append({"method": method, "SNR at 50 % recall": crossing(snr, recall, 0.5)})
-        limits[-1]["SNR at 90 % recall"] = crossing(snr, recall, 0.9)
+        limits.append(
+            {
+                "method": method,
+                "SNR at 50 % recall": crossing(snr, recall, 0.5),
+                "SNR at 90 % recall": crossing(snr, recall, 0.9),
+            }
+        )
 
     seconds = time.perf_counter() - started
     text = "\n".join(
