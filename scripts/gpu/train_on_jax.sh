@@ -5,6 +5,13 @@
 # script, copied to .devrun/site) stubs the packages that training does not use. Run from the repository root; OUT
 # receives the checkpoint folder as ck.tgz. Re-running on the same warm machine resumes /tmp/ck.
 #
+# Preparing .devrun (git-ignored; pass it to the device run as a carried path):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+#     -d .devrun/whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+#   mkdir -p .devrun/real .devrun/site && cp scripts/gpu/sitecustomize.py .devrun/site/
+#   cp ../shared/data/real_unlabeled/{rsfish_celegans_embryo_z52,rsfish_celegans_embryo_mip,spotiflow_terra_livecell_2d}.tif .devrun/real/
+# VAL sets the per-epoch validation images (48 so far; more cost seconds there, but start a new --out with them).
+#
 # Stage 4 (0.4.0): INIT=checkpoints/deepspot_v1_blobs/best.weights.h5 VERSION=0.4.0, MINUTES=6.8 then 4.4
 #   (23 epochs of 500 steps; that code had no extra noise on the real backgrounds).
 # Stage 5 (0.5.0): INIT=checkpoints/deepspot_v1_gpu/last.weights.h5 VERSION=0.5.0.
@@ -15,7 +22,7 @@ nvidia-smi -L
 python3 scripts/train.py --config compact --set convs_per_level=1 --set min_distance=2 --set overlap=48 \
   --set version="\"${VERSION:?}\"" --out /tmp/ck --steps-per-epoch ${STEPS:-500} --batch-size 32 --patch-size 128 \
   --seed 1 --spot-weight 1.0 --background-weight 1.0 --init-weights "${INIT:?}" \
-  --epochs 1000 --learning-rate 1e-4 --validation-images 48 --workers ${WORKERS:-14} --max-minutes ${MINUTES:?} \
+  --epochs 1000 --learning-rate 1e-4 --validation-images ${VAL:-48} --workers ${WORKERS:-14} --max-minutes ${MINUTES:?} \
   --real-images .devrun/real/rsfish_celegans_embryo_z52.tif .devrun/real/rsfish_celegans_embryo_mip.tif \
   .devrun/real/spotiflow_terra_livecell_2d.tif --real-fraction 0.3 2>&1 | grep -v "^  " | tee $OUT/train_log.txt
 tar czf $OUT/ck.tgz -C /tmp ck
