@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 from _common import DOCS_BENCHMARKS, command_line, write_between_markers
+from accuracy import centre_values
 from scipy import ndimage
 
 matplotlib.use("Agg")
@@ -96,8 +97,7 @@ def main() -> None:
             "spots / 100 px²": 100.0 * len(reference) / image.size,
         }
         copies = variants(image, rng)
-        centres = np.floor(reference + 0.5).astype(int)
-        confident = reference[enhanced[centres[:, 0], centres[:, 1]] >= (model.config.threshold + 255.0) / 2]
+        confident = reference[centre_values(enhanced, reference) >= (model.config.threshold + 255.0) / 2]
         for name, copy in copies.items():
             spots, _ = detect(model, copy)
             row[f"F1 {name}"] = dsd.metrics.match_kdtree(reference, spots, radius=3.0).f1
