@@ -470,8 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         parts += [
             "",
             "DeepSpot minus classical per stratum, paired over the same images, with a bootstrap 95 % interval "
-            f"(2000 resamples of the images; strata where DeepSpot is behind with the whole interval below 0: "
-            f"{behind}):",
+            "(2000 resamples of the images; a rough interval where a stratum has 5 images). Strata where DeepSpot "
+            f"is behind with the whole interval below 0: {behind}.",
             "",
             "<details><summary>Margins per stratum</summary>",
             "",
