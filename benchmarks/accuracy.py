@@ -464,22 +464,19 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f1_table(summary_dense, names),
         ]
-    if CLASSICAL in names:
-        margins, clearly_behind = margin_table(per_image)
-        behind = ", ".join("/".join(map(str, k)) for k in clearly_behind) or "none"
-        parts += [
-            "",
-            "DeepSpot minus classical per stratum, paired over the same images, with a bootstrap 95 % interval "
-            "(2000 resamples of the images; a rough interval where a stratum has 5 images). Strata where DeepSpot "
-            f"is behind with the whole interval below 0: {behind}.",
-            "",
-            "<details><summary>Margins per stratum</summary>",
-            "",
-            margins,
-            "",
-            "</details>",
-        ]
+    margins, clearly_behind = margin_table(per_image)
+    behind = ", ".join("/".join(map(str, k)) for k in clearly_behind) or "none"
     parts += [
+        "",
+        "DeepSpot minus classical per stratum, paired over the same images, with a bootstrap 95 % interval "
+        "(2000 resamples of the images; a rough interval where a stratum has 5 images). Strata where DeepSpot "
+        f"is behind with the whole interval below 0: {behind}.",
+        "",
+        "<details><summary>Margins per stratum</summary>",
+        "",
+        margins,
+        "",
+        "</details>",
         "",
         f"Time per megapixel (wall clock of each method's call per image, warm-up excluded; threads: {threads}; "
         f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; other jobs may share the CPU):",
