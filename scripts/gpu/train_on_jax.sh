@@ -11,6 +11,9 @@
 #   mkdir -p .devrun/real .devrun/site && cp scripts/gpu/sitecustomize.py .devrun/site/
 #   cp ../shared/data/real_unlabeled/{rsfish_celegans_embryo_z52,rsfish_celegans_embryo_mip,spotiflow_terra_livecell_2d}.tif .devrun/real/
 # VAL sets the per-epoch validation images (48 so far; more cost seconds there, but start a new --out with them).
+# CONVS (default 1) sets the convolutions per U-Net level and LR (default 1e-4) the learning rate; INIT may be left
+# empty to train from scratch, which a larger network (CONVS=2: 537,617 parameters) needs because the weights of
+# the shipped 1-conv network do not fit it. Weights from another architecture fail at load time, not silently.
 #
 # Stage 4 (0.4.0): INIT=checkpoints/deepspot_v1_blobs/best.weights.h5 VERSION=0.4.0, MINUTES=6.8 then 4.4
 #   (23 epochs of 500 steps; that code had no extra noise on the real backgrounds).
@@ -19,10 +22,10 @@ set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .devrun/whl/*.whl || exit 3
 export PYTHONPATH=/tmp/site:$PWD/src:$PWD/.devrun/site KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi -L
-python3 scripts/train.py --config compact --set convs_per_level=1 --set min_distance=2 --set overlap=48 \
+python3 scripts/train.py --config compact --set convs_per_level=${CONVS:-1} --set min_distance=2 --set overlap=48 \
   --set version="\"${VERSION:?}\"" --out /tmp/ck --steps-per-epoch ${STEPS:-500} --batch-size 32 --patch-size 128 \
-  --seed 1 --spot-weight 1.0 --background-weight 1.0 --init-weights "${INIT:?}" \
-  --epochs 1000 --learning-rate 1e-4 --validation-images ${VAL:-48} --workers ${WORKERS:-14} --max-minutes ${MINUTES:?} \
+  --seed 1 --spot-weight 1.0 --background-weight 1.0 ${INIT:+--init-weights "$INIT"} \
+  --epochs 1000 --learning-rate ${LR:-1e-4} --validation-images ${VAL:-48} --workers ${WORKERS:-14} --max-minutes ${MINUTES:?} \
   --real-images .devrun/real/rsfish_celegans_embryo_z52.tif .devrun/real/rsfish_celegans_embryo_mip.tif \
   .devrun/real/spotiflow_terra_livecell_2d.tif --real-fraction 0.3 2>&1 | grep -v "^  " | tee $OUT/train_log.txt
 tar czf $OUT/ck.tgz -C /tmp ck
