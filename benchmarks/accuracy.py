@@ -136,6 +136,15 @@ def load_enhancement_model(spec: str) -> tuple[dsd.models.EnhancementModel, str]
     return model, desc
 
 
+def deepspot_detect(model: dsd.models.EnhancementModel, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise, enhance and detect with the model's one fixed setting; returns ``(spots, enhanced)``."""
+    enhanced = model.enhance_array(image)
+    spots = dsd.tl.find_spots_local_max(
+        enhanced, threshold=model.config.threshold, min_distance=model.config.min_distance
+    )
+    return spots, enhanced
+
+
 def centre_values(enhanced: np.ndarray, spots: np.ndarray) -> np.ndarray:
     """Enhanced values at the pixels that contain the true spot centres (pixel-centre convention)."""
     if len(spots) == 0:
@@ -153,7 +162,6 @@ def run_methods(
     deepspot: dsd.models.EnhancementModel,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every method on every image; return the per-image scores and DeepSpot's centre values per image."""
-    cfg = deepspot.config
     rows, centre_rows = [], []
     n_total = sum(len(g.images) for g in groups)
     done, t_start = 0, time.perf_counter()
@@ -170,8 +178,7 @@ def run_methods(
                 "mpix": mpix,
             }
             t0 = time.perf_counter()
-            enhanced = deepspot.enhance_array(sim.image)
-            pred = dsd.tl.find_spots_local_max(enhanced, threshold=cfg.threshold, min_distance=cfg.min_distance)
+            pred, enhanced = deepspot_detect(deepspot, sim.image)
             seconds = time.perf_counter() - t0
             rows.append({**base, "method": DEEPSPOT, "seconds": seconds, **_scores(sim.spots, pred)})
             values = centre_values(enhanced, sim.spots)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pandas as pd
 from _common import command_line, limit_threads, write_between_markers
-from accuracy import centre_values, load_enhancement_model
+from accuracy import centre_values, deepspot_detect, load_enhancement_model
 from peers import load_peers
 
 import deepspot_sd as dsd
@@ -55,17 +55,16 @@ def main() -> None:
     started = time.perf_counter()
     model, description = load_enhancement_model(args.model)
     peers, notes = load_peers([] if args.peers == "none" else args.peers.split(","), threads=args.threads)
-    threshold, min_distance = model.config.threshold, model.config.min_distance
     rows = []
     for level_index, snr in enumerate(SNR_LEVELS):
         rng = np.random.default_rng([TEST_SEED, level_index])
         for _ in range(args.n_images):
             sim = dsd.datasets.simulate_image((256, 256), n_spots=50, snr_range=(snr, snr), seed=rng)
-            enhanced = model.enhance_array(sim.image)
-            found = {"DeepSpot": dsd.tl.find_spots_local_max(enhanced, threshold=threshold, min_distance=min_distance)}
+            spots, enhanced = deepspot_detect(model, sim.image)
+            found = {"DeepSpot": spots}
             found.update({peer.name: peer.detect(sim.image) for peer in peers})
-            for method, spots in found.items():
-                match = dsd.metrics.match_kdtree(sim.spots, spots, radius=3.0)
+            for method, pred in found.items():
+                match = dsd.metrics.match_kdtree(sim.spots, pred, radius=3.0)
                 row = {"SNR": snr, "method": method, "recall": match.recall, "precision": match.precision}
                 if method == "DeepSpot":
                     row["centre"] = float(np.mean(centre_values(enhanced, sim.spots)))
@@ -74,18 +73,14 @@ def main() -> None:
     methods = list(dict.fromkeys(per_image["method"]))
     summary = per_image.groupby(["SNR", "method"], sort=False).mean(numeric_only=True).reset_index()
 
-    table = pd.DataFrame({"SNR": list(SNR_LEVELS)})
-    for method in methods:
-        part = summary[summary["method"] == method].set_index("SNR")
-        table[f"recall {method} (%)"] = (100 * part.loc[list(SNR_LEVELS), "recall"]).to_numpy()
-        table[f"precision {method} (%)"] = (100 * part.loc[list(SNR_LEVELS), "precision"]).to_numpy()
-    deepspot = summary[summary["method"] == "DeepSpot"].set_index("SNR")
-    table["DeepSpot enhanced centre (mean)"] = deepspot.loc[list(SNR_LEVELS), "centre"].to_numpy()
-
     snr = np.asarray(SNR_LEVELS)
+    table = pd.DataFrame({"SNR": list(SNR_LEVELS)})
     limits = []
     for method in methods:
-        recall = summary[summary["method"] == method].set_index("SNR").loc[list(SNR_LEVELS), "recall"].to_numpy()
+        part = summary[summary["method"] == method].set_index("SNR").loc[list(SNR_LEVELS)]
+        recall = part["recall"].to_numpy()
+        table[f"recall {method} (%)"] = 100 * recall
+        table[f"precision {method} (%)"] = 100 * part["precision"].to_numpy()
         limits.append(
             {
                 "method": method,
@@ -93,6 +88,8 @@ def main() -> None:
                 "SNR at 90 % recall": crossing(snr, recall, 0.9),
             }
         )
+    deepspot = summary[summary["method"] == "DeepSpot"].set_index("SNR")
+    table["DeepSpot enhanced centre (mean)"] = deepspot.loc[list(SNR_LEVELS), "centre"].to_numpy()
 
     seconds = time.perf_counter() - started
     text = "\n".join(

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 from _common import DOCS_BENCHMARKS, command_line, write_between_markers
-from accuracy import centre_values
+from accuracy import centre_values, deepspot_detect
 from scipy import ndimage
 
 matplotlib.use("Agg")
@@ -44,15 +44,6 @@ TRAINING_BACKGROUNDS = {
     "rsfish_celegans_embryo_mip",
     "spotiflow_terra_livecell_2d",
 }
-
-
-def detect(model: dsd.models.EnhancementModel, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise, enhance and detect with the model's fixed setting; returns (spots, enhanced)."""
-    enhanced = model.enhance_array(image)
-    spots = dsd.tl.find_spots_local_max(
-        enhanced, threshold=model.config.threshold, min_distance=model.config.min_distance
-    )
-    return spots, enhanced
 
 
 def variants(image: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -87,7 +78,7 @@ def main() -> None:
     for path in sorted(args.data.glob("*.tif")):
         image = tifffile.imread(path)
         start = time.perf_counter()
-        reference, enhanced = detect(model, image)
+        reference, enhanced = deepspot_detect(model, image)
         panels.append((path.stem, image, enhanced, reference))
         seconds = time.perf_counter() - start
         row = {
@@ -99,7 +90,7 @@ def main() -> None:
         copies = variants(image, rng)
         confident = reference[centre_values(enhanced, reference) >= (model.config.threshold + 255.0) / 2]
         for name, copy in copies.items():
-            spots, _ = detect(model, copy)
+            spots, _ = deepspot_detect(model, copy)
             row[f"F1 {name}"] = dsd.metrics.match_kdtree(reference, spots, radius=3.0).f1
             if name.startswith("noise"):
                 row["confident kept (noise)"] = dsd.metrics.match_kdtree(confident, spots, radius=3.0).recall
