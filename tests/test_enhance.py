@@ -221,7 +221,7 @@ def test_write_in_regions_computes_each_block_once(tmp_path):
     assert len(calls) == x.npartitions  # no block computed twice across region borders
 
 
-def test_store_element_fill_needs_a_backed_object(conv_model, raw):
+def test_store_element_fill_needs_a_backed_object(raw):
     import dask.array as da
 
     from deepspot_sd._store import store_element
