@@ -236,11 +236,13 @@ def test_calibrate_threshold_picks_between_false_peaks_and_stamps():
 
 
 # ------------------------------------------------------------------------------------------------ train / resume
-def test_train_resume_continues_and_is_deterministic(tmp_path, caplog):
+def test_train_resume_continues_and_is_deterministic(tmp_path, caplog, capsys):
     kw = {"steps_per_epoch": 1, "batch_size": 2, "validation_images": 2, "prefetch": 1, "seed": 3, "run_eagerly": True}
     h1 = train(TINY, output_dir=tmp_path / "a", epochs=1, **kw)
     assert list(h1["epoch"]) == [1]
-    h2 = train(TINY, output_dir=tmp_path / "a", epochs=2, **kw)
+    assert "epoch 1/1" in capsys.readouterr().err  # the progress bar over the steps
+    h2 = train(TINY, output_dir=tmp_path / "a", epochs=2, show_progress_bar=False, **kw)
+    assert "epoch 2/2" not in capsys.readouterr().err
     assert list(h2["epoch"]) == [1, 2] and list(h2["steps"]) == [1, 2]
     state = json.loads((tmp_path / "a" / "state.json").read_text())
     assert state["epoch"] == 2

@@ -111,6 +111,7 @@ def fine_tune(
     validation_images: int = 16,
     seed: int = 0,
     resume: bool = True,
+    show_progress_bar: bool = True,
 ) -> Any:
     """Continue training a model on images simulated to match calibrated microscopes.
 
@@ -140,6 +141,8 @@ def fine_tune(
         Seed of the training data.
     resume
         Continue from a checkpoint in ``output_dir`` when there is one.
+    show_progress_bar
+        Show a tqdm bar over the steps of each epoch.
 
     Returns
     -------
@@ -190,6 +193,7 @@ def fine_tune(
         backgrounds=backgrounds,
         real_fraction=real_fraction if backgrounds else 0.0,
         simulation_overrides=overrides,
+        show_progress_bar=show_progress_bar,
     )
     folder = export_model(out / "checkpoints", out / "model", name=f"{model.config.name}_finetuned")
     return load_model(folder)

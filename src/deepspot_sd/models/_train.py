@@ -288,6 +288,7 @@ def train(
     patch_size: int | None = None,
     workers: int = 0,
     max_seconds: float | None = None,
+    show_progress_bar: bool = True,
 ) -> pd.DataFrame:
     """Train an enhancement network on freshly simulated images, resumably.
 
@@ -358,6 +359,8 @@ def train(
     max_seconds
         Stop after the first epoch that ends more than this many seconds after the call started (at least one epoch
         runs; the checkpoint is complete, call again to continue). ``None``: run until ``epochs``.
+    show_progress_bar
+        Show a tqdm bar over the steps of each epoch, with the running mean loss.
 
     Returns
     -------
@@ -375,6 +378,7 @@ def train(
     """
     import keras
     import pandas as pd
+    from tqdm.auto import tqdm
 
     from ._cnn import build_model
     from ._loss import deepspot_loss
@@ -501,9 +505,17 @@ def train(
             else:
                 batches = pool.batches(epoch_seed, steps_per_epoch)
             losses = []
-            for x, y in batches:
+            bar = tqdm(
+                batches,
+                total=steps_per_epoch,
+                desc=f"epoch {epoch + 1}/{epochs}",
+                unit="step",
+                disable=not show_progress_bar,
+            )
+            for x, y in bar:
                 logs = model.train_on_batch(x, y, return_dict=True)
                 losses.append(float(logs["loss"]))
+                bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
             loss = float(np.mean(losses))  # train_on_batch reports the loss of its batch
 
             val_loss, scores, best_t, best_f1 = (
