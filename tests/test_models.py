@@ -197,20 +197,6 @@ def test_sample_target_stamps_follow_augmented_spots(seed):
     np.testing.assert_array_equal(s.target[~stamped], np.minimum(s.image[~stamped], 150.0))
 
 
-def test_faint_fraction_draws_only_faint_spots_and_zero_keeps_the_default_mix():
-    def draw(seed, **kw):
-        return simulate_training_sample(np.random.default_rng(seed), shape=(32, 32), augment=False, **kw)
-
-    faint = [draw(seed, faint_fraction=1.0).params["snr_range"] for seed in range(20)]
-    assert all(3.0 <= lo and lo + 1.0 <= hi <= 6.0 for lo, hi in faint)
-    default = [draw(seed) for seed in range(20)]
-    assert max(s.params["snr_range"][1] for s in default) > 6.0
-    for seed, d in enumerate(default):
-        z = draw(seed, faint_fraction=0.0)
-        assert z.params == d.params
-        np.testing.assert_array_equal(z.image, d.image)
-
-
 def test_validation_set_is_fixed():
     a = validation_set(2, tile_size=64, seed=1)
     b = validation_set(2, tile_size=64, seed=1)
@@ -267,8 +253,6 @@ def test_train_resume_continues_and_is_deterministic(tmp_path, caplog, capsys):
         train(TINY, output_dir=tmp_path / "a", epochs=3, spot_weight=1.0, **kw)
     with pytest.raises(ValueError, match="background_weight"):
         train(TINY, output_dir=tmp_path / "a", epochs=3, background_weight=1.0, **kw)
-    with pytest.raises(ValueError, match="faint_fraction"):
-        train(TINY, output_dir=tmp_path / "a", epochs=3, faint_fraction=0.5, **kw)
 
     # export the best checkpoint and load it back as a model folder
     dst = export_model(tmp_path / "a", tmp_path / "my_model")
