@@ -43,9 +43,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this budget")
     p.add_argument("--real-images", nargs="*", type=Path, default=[], help="real images for hybrid backgrounds")
     p.add_argument("--real-fraction", type=float, default=0.0, help="fraction of images on real backgrounds")
-    p.add_argument(
-        "--faint-fraction", type=float, default=0.0, help="fraction of training images with only faint spots"
-    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config field")
     p.add_argument("--export", type=Path, default=None, help="export the checkpoint in --out to this model folder")
     p.add_argument("--export-which", choices=("best", "last"), default="best")
@@ -92,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         prefetch=args.prefetch,
         backgrounds=backgrounds,
         real_fraction=args.real_fraction,
-        faint_fraction=args.faint_fraction,
         patch_size=args.patch_size,
         workers=args.workers,
         max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,

@@ -282,7 +282,6 @@ def train(
     prefetch: int = 2,
     backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
     real_fraction: float = 0.0,
-    faint_fraction: float = 0.0,
     simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
     run_eagerly: bool = False,
     patch_size: int | None = None,
@@ -339,9 +338,6 @@ def train(
         Spot-free real backgrounds (:func:`deepspot_sd.models.load_real_backgrounds`) for hybrid images.
     real_fraction
         Fraction of training and validation images made on ``backgrounds``.
-    faint_fraction
-        Fraction of the training images with only faint spots (:func:`deepspot_sd.models.simulate_training_sample`);
-        the validation set keeps the default mix, so epochs of runs with different fractions compare.
     patch_size
         Side of the training images in px (default ``config.tile_size``). The network is fully convolutional:
         smaller patches give more optimiser steps per CPU second at the same spot density; validation always uses
@@ -404,7 +400,6 @@ def train(
         "validation_seed": int(validation_seed),
         "n_backgrounds": len(backgrounds),
         "real_fraction": float(real_fraction),
-        "faint_fraction": float(faint_fraction),
         "simulation_overrides": {k: v if np.isscalar(v) else list(v) for k, v in simulation_overrides.items()},
         "parallel_stream": int(workers) > 0,
     }
@@ -430,12 +425,7 @@ def train(
         stored_args = json.loads((out / "train_args.json").read_text())
         if stored_args["seed"] != int(seed):
             raise ValueError(f"{out} was trained with seed {stored_args['seed']}, not {seed}; resume with that seed.")
-        for name, default in (
-            ("spot_weight", 0.0),
-            ("background_weight", 0.0),
-            ("parallel_stream", False),
-            ("faint_fraction", 0.0),
-        ):
+        for name, default in (("spot_weight", 0.0), ("background_weight", 0.0), ("parallel_stream", False)):
             if stored_args.get(name, default) != train_args[name]:
                 raise ValueError(
                     f"{out} was trained with {name} {stored_args.get(name, default)}, not {train_args[name]}; "
@@ -484,7 +474,6 @@ def train(
         "normalization_kwargs": config.normalization_kwargs,
         "backgrounds": backgrounds,
         "real_fraction": real_fraction,
-        "faint_fraction": faint_fraction,
         "simulation_overrides": simulation_overrides,
     }
     first_epoch = int(state["epoch"])

@@ -78,9 +78,7 @@ def _draw_n_spots(rng: np.random.Generator) -> int:
     return n
 
 
-def sample_simulation_kwargs(
-    rng: np.random.Generator, shape: tuple[int, int] = (256, 256), *, faint_fraction: float = 0.0
-) -> dict[str, Any]:
+def sample_simulation_kwargs(rng: np.random.Generator, shape: tuple[int, int] = (256, 256)) -> dict[str, Any]:
     """Draw the keyword arguments of :func:`deepspot_sd.datasets.simulate_image` for one training image.
 
     The mix: families hybrid 60 %, variable 20 %, fixed 20 %; spots per 256² image 0 (10 %), 1–9 (10 %),
@@ -91,20 +89,12 @@ def sample_simulation_kwargs(
     regions (30 %); out-of-focus haze (40 %); uneven illumination (30 %); clustered spots (30 %); camera gain
     0.25–8 and offset: 8-bit-like (25 %; gain 0.5–1.2, offset 0–20), 16-bit camera (60 %; gain 0.25–8
     log-uniform, offset 100–5000) or float (15 %; gain 0.01–8, offset −50–1000).
-
-    With ``faint_fraction`` > 0, that fraction of the images has only faint spots instead (SNR range from 3–4 up
-    to 4–6), at every density: in the default mix most spots are bright, and sparse faint spots are where a
-    network trained on it falls behind a tuned LoG detector. At 0 (the default) the draws are those of the mix
-    above, number for number.
     """
     area = shape[0] * shape[1] / 256.0**2
     u = rng.uniform()
     family = "hybrid" if u < 0.6 else ("variable" if u < 0.8 else "fixed")
     snr_lo = _loguniform(rng, 3.0, 20.0)
     snr_hi = float(rng.uniform(snr_lo, 40.0))
-    if faint_fraction > 0 and rng.uniform() < faint_fraction:
-        snr_lo = float(rng.uniform(3.0, 4.0))
-        snr_hi = float(rng.uniform(snr_lo + 1.0, 6.0))
     sigma_c = float(rng.uniform(0.7, 2.5))
     sigma_w = float(rng.uniform(0.0, 0.5))
     n_spots = int(round(_draw_n_spots(rng) * area))
@@ -168,7 +158,6 @@ def simulate_training_sample(
     normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
     simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
     augment: bool = True,
-    faint_fraction: float = 0.0,
 ) -> TrainingSample:
     """Simulate, store, normalise and augment one training image and build its target.
 
@@ -186,10 +175,6 @@ def simulate_training_sample(
         Replace drawn :func:`deepspot_sd.datasets.simulate_image` arguments, e.g. ``{"n_blobs": 0}``.
     augment
         Apply a random rot90 / flip.
-    faint_fraction
-        Probability that the image has only faint spots (SNR range from 3–4 up to 4–6) instead of the default
-        SNR draw (lower bound log-uniform in 3–20, upper bound up to 40); 0 keeps the default draws number for
-        number.
 
     Returns
     -------
@@ -198,7 +183,7 @@ def simulate_training_sample(
     from deepspot_sd.datasets import simulate_image, stamp_target
     from deepspot_sd.pp import apply_normalization, normalization_stats
 
-    kwargs = sample_simulation_kwargs(rng, shape, faint_fraction=faint_fraction)
+    kwargs = sample_simulation_kwargs(rng, shape)
     kwargs.update(simulation_overrides)
     sim = simulate_image(**kwargs, seed=rng)
     raw, dtype = _dtype_round_trip(sim.image, kwargs)
@@ -245,7 +230,6 @@ def real_background_sample(
     target_cap: float | None = DEFAULT_TARGET_CAP,
     normalization_kwargs: Mapping[str, Any] = MappingProxyType({}),
     augment: bool = True,
-    faint_fraction: float = 0.0,
 ) -> TrainingSample:
     """One hybrid training image: simulated spots on a random crop of a spot-free real background.
 
@@ -253,13 +237,13 @@ def real_background_sample(
     for simulated images), in half of the images extra camera noise (0–1× the crop's own noise, so that the real
     textures are also seen at lower SNR than they were recorded at), a random camera gain (0.25–4) and offset
     (0–2000) on top of the real one, a uint16 round trip, then the same normalisation and target as
-    :func:`simulate_training_sample` (``faint_fraction`` as there).
+    :func:`simulate_training_sample`.
     """
     from deepspot_sd.datasets import hybrid_image, stamp_target
     from deepspot_sd.pp import apply_normalization, normalization_stats
 
     background, noise = backgrounds[int(rng.integers(len(backgrounds)))]
-    kwargs = sample_simulation_kwargs(rng, shape, faint_fraction=faint_fraction)
+    kwargs = sample_simulation_kwargs(rng, shape)
     hyb = hybrid_image(
         background,
         noise,
@@ -293,14 +277,12 @@ def _draw_sample(
     backgrounds: Sequence[tuple[np.ndarray, Any]],
     real_fraction: float,
     augment: bool = True,
-    faint_fraction: float = 0.0,
 ) -> TrainingSample:
     common = {
         "shape": shape,
         "target_cap": target_cap,
         "normalization_kwargs": normalization_kwargs,
         "augment": augment,
-        "faint_fraction": faint_fraction,
     }
     if backgrounds and rng.uniform() < real_fraction:
         return real_background_sample(rng, backgrounds, **common)
@@ -318,7 +300,6 @@ def training_batches(
     n_batches: int | None = None,
     backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
     real_fraction: float = 0.0,
-    faint_fraction: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield training batches of freshly simulated images (a plain python generator, no TensorFlow).
 
@@ -340,8 +321,6 @@ def training_batches(
     real_fraction
         Fraction of the images made on a real background (:func:`real_background_sample`) when ``backgrounds``
         are given.
-    faint_fraction
-        Fraction of the images with only faint spots (see :func:`simulate_training_sample`).
 
     Yields
     ------
@@ -360,7 +339,6 @@ def training_batches(
             simulation_overrides=simulation_overrides,
             backgrounds=backgrounds,
             real_fraction=real_fraction,
-            faint_fraction=faint_fraction,
         )
         count += 1
 
@@ -398,7 +376,6 @@ class BatchPool:
     workers
         Number of worker processes.
     batch_size, tile_size, target_cap, normalization_kwargs, simulation_overrides, backgrounds, real_fraction
-    faint_fraction
         As for :func:`training_batches`.
     """
 
@@ -413,7 +390,6 @@ class BatchPool:
         simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
         backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
         real_fraction: float = 0.0,
-        faint_fraction: float = 0.0,
     ) -> None:
         self.workers = int(workers)
         self.batch_size = int(batch_size)
@@ -424,7 +400,6 @@ class BatchPool:
             "simulation_overrides": dict(simulation_overrides),
             "backgrounds": list(backgrounds),
             "real_fraction": float(real_fraction),
-            "faint_fraction": float(faint_fraction),
         }
         self._executor = ProcessPoolExecutor(
             self.workers,
