@@ -21,6 +21,16 @@ def test_noise_model_recovers_gain():
     assert std == pytest.approx(np.sqrt(3.0 * 3.0 * 100 + 16), rel=0.2)
 
 
+def test_noise_model_of_a_low_count_integer_image():
+    # about one count of noise: the plain MAD of integer differences would be stuck at whole steps
+    rng = np.random.default_rng(0)
+    level = np.linspace(0.5, 2.5, 192)[None, :] * np.ones((192, 1))
+    raw = rng.poisson(level).astype(np.uint8)
+    model = dsd.datasets.estimate_noise_model(raw)
+    for mean in (1.0, 2.0):
+        assert model.std(mean) == pytest.approx(np.sqrt(mean + 1.0 / 12.0), rel=0.15)
+
+
 def test_suppress_spots_removes_spots_and_keeps_background():
     raw, sim = _camera_image()
     background, mask, _ = dsd.datasets.suppress_spots(raw, spot_sigma_px=1.5)

@@ -73,6 +73,16 @@ def test_noise_only_image_uses_noise_floor():
     assert np.std(out) == pytest.approx(100.0 / 8.0, rel=0.06)
 
 
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5, 2.5, 5.0])
+def test_noise_of_an_integer_image_is_not_rounded_to_whole_counts(sigma):
+    # the noise of the stored image: the camera's plus the rounding's (variance 1/12)
+    img = np.random.default_rng(0).normal(200.0, sigma, (256, 256))
+    stored = np.round(img).astype(np.uint16)
+    truth = np.sqrt(sigma**2 + 1.0 / 12.0)
+    assert normalization_stats(stored).noise == pytest.approx(truth, rel=0.08)
+    assert normalization_stats(img).noise == pytest.approx(sigma, rel=0.05)  # float images: the plain MAD
+
+
 def test_bright_haze_is_compressed_not_clipped():
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[:256, :256]

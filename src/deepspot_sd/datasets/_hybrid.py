@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from deepspot_sd._robust import median_abs_deviation
 from deepspot_sd._validation import check_image_2d, check_positive
 
 from ._simulate import SimulatedImage, render_spots, sample_spot_positions
@@ -67,10 +68,13 @@ def estimate_noise_model(image: np.ndarray, *, background_size_px: int = 11, n_b
     -------
     The fitted :class:`NoiseModel`.
     """
-    img = check_image_2d(image, min_size=8).astype(np.float64)
+    checked = check_image_2d(image, min_size=8)
+    integer = np.issubdtype(checked.dtype, np.integer)
+    img = checked.astype(np.float64)
     bg = _local_background(img, background_size_px)
     # differences of horizontal neighbours cancel smooth structure; /2 turns their variance into a pixel's
-    resid = (img[:, 1:] - img[:, :-1]) / np.sqrt(2.0)
+    diff = img[:, 1:] - img[:, :-1]
+    resid = diff / np.sqrt(2.0)
     level = 0.5 * (bg[:, 1:] + bg[:, :-1])
     edges = np.unique(np.quantile(level, np.linspace(0.0, 0.98, n_bins + 1)))
     means, variances = [], []
@@ -78,8 +82,7 @@ def estimate_noise_model(image: np.ndarray, *, background_size_px: int = 11, n_b
         sel = (level >= lo) & (level < hi)
         if sel.sum() < 50:
             continue
-        r = resid[sel]
-        mad = np.median(np.abs(r - np.median(r))) * 1.4826
+        mad = median_abs_deviation(diff[sel], integer=integer) / np.sqrt(2.0) * 1.4826
         means.append(level[sel].mean())
         variances.append(mad**2)
     offset = float(np.quantile(img, 0.001))
