@@ -1,4 +1,4 @@
-"""Robust spread of pixel differences, also for integer images whose noise is a few counts."""
+"""Robust spread of pixel differences, also for images whose noise is a few grey levels."""
 
 from __future__ import annotations
 
@@ -7,37 +7,41 @@ import numpy as np
 __all__ = ["median_abs_deviation"]
 
 
-def median_abs_deviation(values: np.ndarray, *, integer: bool = False) -> float:
-    """Median absolute deviation from the median (not scaled to a standard deviation).
+def median_abs_deviation(values: np.ndarray) -> float:
+    """Median absolute deviation from the median (not scaled to a standard deviation), free of rounding steps.
+
+    Values that all lie on a lattice ``k * step`` (an integer image or its differences, also after a gain or an
+    offset, in any dtype) have a plain MAD that is itself a whole or half number of steps: for a noise of 0.5–1.5
+    steps it is 0 or 1 step whatever the noise, and it is biased by about +5 % up to a few steps. Such values are
+    treated as if every lattice point ``k`` were spread evenly over ``[k - 0.5, k + 0.5]`` steps (a
+    piecewise-linear distribution function), which removes the steps: the result is the MAD of the dequantised
+    values. Other values get the plain MAD.
 
     Parameters
     ----------
     values
         1D array of values.
-    integer
-        The values are integers (e.g. differences of an integer image). The plain MAD of integers is itself a whole
-        or half number: for a noise of 0.5–1.5 counts it is 0 or 1 whatever the noise, and it is biased by about
-        +5 % up to a few counts. With ``integer=True`` every integer ``k`` is spread evenly over
-        ``[k - 0.5, k + 0.5]`` (a piecewise-linear distribution function), which removes the steps: the result
-        is the MAD of the dequantised values.
 
     Returns
     -------
     The MAD in the units of ``values``.
     """
-    values = np.asarray(values).ravel()
-    median = float(np.median(values))
-    plain = float(np.median(np.abs(values - median)))
-    if not integer or plain > 50:  # beyond 50 counts the steps of one count change the MAD by < 1 %
+    values = np.asarray(values, dtype=np.float64).ravel()
+    plain = float(np.median(np.abs(values - np.median(values))))
+    relative = values - values[0]  # a lattice with an offset is a lattice through 0 after this shift
+    step = _lattice_step(relative)
+    if step is None or plain > 50 * step:  # beyond 50 steps the rounding changes the MAD by < 1 %
         return plain
-    # the distribution function is needed only around the median: a window of whole counts keeps it small
-    half_width = int(np.ceil(4 * plain)) + 4
+    k = np.round(relative / step)
+    median = float(np.median(k))
+    # the distribution function is needed only around the median: a window of whole steps keeps it small
+    half_width = int(np.ceil(4 * plain / step)) + 4
     lowest = int(np.floor(median)) - half_width
     n_bins = 2 * half_width + 2
-    inside = values[(values >= lowest) & (values < lowest + n_bins)]
+    inside = k[(k >= lowest) & (k < lowest + n_bins)]
     counts = np.bincount((inside - lowest).astype(np.int64), minlength=n_bins)
     edges = lowest - 0.5 + np.arange(n_bins + 1, dtype=np.float64)
-    cdf = (np.count_nonzero(values < lowest) + np.concatenate([[0], np.cumsum(counts)])) / values.size
+    cdf = (np.count_nonzero(k < lowest) + np.concatenate([[0], np.cumsum(counts)])) / k.size
     centre = float(np.interp(0.5, cdf, edges))
     lo, hi = 0.0, float(half_width)
     for _ in range(60):  # bisection on r: the mass within centre ± r grows with r
@@ -46,4 +50,14 @@ def median_abs_deviation(values: np.ndarray, *, integer: bool = False) -> float:
             lo = r
         else:
             hi = r
-    return hi
+    return hi * step
+
+
+def _lattice_step(values: np.ndarray) -> float | None:
+    """Return the step ``q`` when all values are whole multiples of it (within 0.1 %), else ``None``."""
+    magnitudes = np.abs(values[values != 0])
+    if magnitudes.size == 0:
+        return None
+    step = float(magnitudes.min())
+    ratio = values / step
+    return step if np.all(np.abs(ratio - np.round(ratio)) < 1e-3) else None

@@ -8,8 +8,9 @@ with statistics taken over the *whole* image:
 
 - ``background``: the median pixel value;
 - ``noise``: the pixel noise standard deviation, ``1.4826 * MAD(x[:, j+1] - x[:, j]) / sqrt(2)`` (differences of
-  horizontal neighbours cancel smooth background and texture); for integer images the MAD is taken with every
-  integer spread over its unit interval, so that a noise of one or two counts is not rounded to 0 or 1 count;
+  horizontal neighbours cancel smooth background and texture); for integer-valued images (any dtype, gain or
+  offset) the MAD is taken with every grey level spread over its unit interval, so that a noise of one or two
+  grey levels is not rounded to 0 or 1 level;
 - ``scale``: the largest of three candidates,
 
   1. ``percentile(white_tophat(x, tophat_size), percentile)`` (99.9th): the white top-hat (``x`` minus its grey
@@ -187,7 +188,7 @@ def normalization_stats(
     noise = 0.0
     if diffs:
         d = np.concatenate(diffs)
-        noise = float(_MAD_TO_STD * median_abs_deviation(d, integer=np.issubdtype(dtype, np.integer)) / math.sqrt(2.0))
+        noise = float(_MAD_TO_STD * median_abs_deviation(d) / math.sqrt(2.0))
     top = float(np.percentile(np.concatenate(tophats), percentile))
     ceiling = float(np.percentile(np.concatenate(openings), ceiling_percentile))
     guard = (ceiling - background) * (spot_level - background_level) / (background_ceiling - background_level)
