@@ -54,10 +54,10 @@ def median_abs_deviation(values: np.ndarray) -> float:
 
 
 def _lattice_step(values: np.ndarray) -> float | None:
-    """Return the step ``q`` when all values are whole multiples of it (within 0.1 %), else ``None``."""
+    """Return the step ``q`` when all values are whole multiples of it (within 1 % of a step), else ``None``."""
     magnitudes = np.abs(values[values != 0])
     if magnitudes.size == 0:
         return None
     step = float(magnitudes.min())
     ratio = values / step
-    return step if np.all(np.abs(ratio - np.round(ratio)) < 1e-3) else None
+    return step if np.all(np.abs(ratio - np.round(ratio)) < 1e-2) else None
