@@ -83,6 +83,7 @@ def test_noise_of_an_integer_image_is_not_rounded_to_whole_counts(sigma):
     assert noise == pytest.approx(truth, rel=0.08)
     # the same grey levels in another dtype, gain or offset give the same estimate in their units
     assert normalization_stats(stored.astype(np.float32) * 4.0 + 1000.0).noise == pytest.approx(4.0 * noise, rel=1e-6)
+    assert normalization_stats((stored * 0.37).astype(np.float32)).noise == pytest.approx(0.37 * noise, rel=1e-3)
     assert normalization_stats(img).noise == pytest.approx(sigma, rel=0.05)  # values off any lattice: the plain MAD
 
 
