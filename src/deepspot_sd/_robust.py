@@ -58,6 +58,7 @@ def _lattice_step(values: np.ndarray) -> float | None:
     magnitudes = np.abs(values[values != 0])
     if magnitudes.size == 0:
         return None
-    step = float(magnitudes.min())
+    # differences of float32 rounding (far below a grey level) are not steps of the lattice
+    step = float(magnitudes[magnitudes > 1e-3 * np.median(magnitudes)].min())
     ratio = values / step
     return step if np.all(np.abs(ratio - np.round(ratio)) < 1e-2) else None
