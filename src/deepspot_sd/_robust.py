@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["median_abs_deviation"]
+__all__ = ["median_abs_deviation", "pixel_noise_std"]
+
+#: MAD of a Gaussian times this is its standard deviation.
+MAD_TO_STD = 1.4826
 
 
 def median_abs_deviation(values: np.ndarray) -> float:
@@ -51,6 +54,11 @@ def median_abs_deviation(values: np.ndarray) -> float:
         else:
             hi = r
     return hi * step
+
+
+def pixel_noise_std(differences: np.ndarray) -> float:
+    """Pixel noise standard deviation from differences of neighbouring pixels (each holds two pixels' noise)."""
+    return MAD_TO_STD * median_abs_deviation(differences) / float(np.sqrt(2.0))
 
 
 def _lattice_step(values: np.ndarray) -> float | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from deepspot_sd._robust import median_abs_deviation
+from deepspot_sd._robust import pixel_noise_std
 from deepspot_sd._validation import check_image_2d, check_positive
 
 from ._simulate import SimulatedImage, render_spots, sample_spot_positions
@@ -70,9 +70,8 @@ def estimate_noise_model(image: np.ndarray, *, background_size_px: int = 11, n_b
     """
     img = check_image_2d(image, min_size=8).astype(np.float64)
     bg = _local_background(img, background_size_px)
-    # differences of horizontal neighbours cancel smooth structure; /2 turns their variance into a pixel's
+    # differences of horizontal neighbours cancel smooth structure; each holds the noise of two pixels
     diff = img[:, 1:] - img[:, :-1]
-    resid = diff / np.sqrt(2.0)
     level = 0.5 * (bg[:, 1:] + bg[:, :-1])
     edges = np.unique(np.quantile(level, np.linspace(0.0, 0.98, n_bins + 1)))
     means, variances = [], []
@@ -80,12 +79,11 @@ def estimate_noise_model(image: np.ndarray, *, background_size_px: int = 11, n_b
         sel = (level >= lo) & (level < hi)
         if sel.sum() < 50:
             continue
-        mad = median_abs_deviation(diff[sel]) / np.sqrt(2.0) * 1.4826
         means.append(level[sel].mean())
-        variances.append(mad**2)
+        variances.append(pixel_noise_std(diff[sel]) ** 2)
     offset = float(np.quantile(img, 0.001))
     if len(means) < 2:
-        var = float(np.var(resid))
+        var = float(np.var(diff)) / 2.0
         return NoiseModel(gain=0.0, offset=offset, read_variance=max(var, 1e-6))
     # the line variance = slope * level + intercept is what the data determine; offset and read noise are not
     # separable from one image, so the read variance is the line's value at the darkest level (the offset)

@@ -43,11 +43,9 @@ from typing import Any
 import numpy as np
 
 from deepspot_sd._logging import logger
-from deepspot_sd._robust import median_abs_deviation
+from deepspot_sd._robust import pixel_noise_std
 
 __all__ = ["NormalizationStats", "apply_normalization", "normalization_stats", "normalize_array"]
-
-_MAD_TO_STD = 1.4826
 
 
 @dataclass(frozen=True)
@@ -187,8 +185,7 @@ def normalization_stats(
     background = float(np.median(values_all))
     noise = 0.0
     if diffs:
-        d = np.concatenate(diffs)
-        noise = float(_MAD_TO_STD * median_abs_deviation(d) / math.sqrt(2.0))
+        noise = pixel_noise_std(np.concatenate(diffs))
     top = float(np.percentile(np.concatenate(tophats), percentile))
     ceiling = float(np.percentile(np.concatenate(openings), ceiling_percentile))
     guard = (ceiling - background) * (spot_level - background_level) / (background_ceiling - background_level)
