@@ -14,7 +14,11 @@ wheel_dir=$(mktemp -d)
 import sys, zipfile, pathlib
 wheel = next(pathlib.Path(sys.argv[1]).glob("deepspot_sd-*.whl"))
 names = zipfile.ZipFile(wheel).namelist()
-needed = ["deepspot_sd/models/deepspot_v1/config.json", "deepspot_sd/models/deepspot_v1/deepspot_v1.weights.h5"]
+needed = [
+    "deepspot_sd/models/deepspot_v1/config.json",
+    "deepspot_sd/models/deepspot_v1/deepspot_v1.weights.h5",
+    "deepspot_sd/models/deepspot_v1/deepspot_v1.onnx",
+]
 missing = [n for n in needed if n not in names]
 if missing:
     sys.exit(f"{wheel.name} lacks {missing}")

@@ -14,6 +14,7 @@ from spatialdata.transformations import Scale, Sequence, Translation, get_transf
 import deepspot_sd as dsd
 from deepspot_sd.models import EnhancementModel, ModelConfig
 from deepspot_sd.pp import apply_normalization, normalization_stats
+from deepspot_sd.tl import _enhance
 
 TILE, OVERLAP = 64, 8  # small tiles keep the tests fast; 5 x 5 receptive field (2 px) < overlap
 
@@ -27,6 +28,13 @@ def _conv_model(kernel: int = 5, seed: int = 1):
     x = keras.layers.ReLU()(x)
     out = keras.layers.Conv2D(1, 1, kernel_initializer="ones", bias_initializer="zeros")(x)
     return keras.Model(inp, out, name="standin")
+
+
+@pytest.fixture(autouse=True)
+def _small_auto_tiles(request, monkeypatch):
+    """Tests on the small stand-in network get automatic tiles of at most 64 px, so several tiles and chunks."""
+    if "conv_model" in request.fixturenames:
+        monkeypatch.setattr(_enhance, "AUTO_TILE_MAX", TILE)
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +82,39 @@ def _whole_image_prediction(net, image, config):
     return np.asarray(net(padded[None, ..., None]))[0, :h, :w, 0]
 
 
-def test_enhance_array_equals_whole_image_prediction(conv_model, raw):
-    tiled = dsd.tl.enhance_array(raw, conv_model)
+@pytest.mark.parametrize("tile_size", [None, TILE, 32])
+def test_enhance_array_equals_whole_image_prediction(conv_model, raw, tile_size):
+    tiled = dsd.tl.enhance_array(raw, conv_model, tile_size=tile_size)
     whole = _whole_image_prediction(conv_model.keras_model, raw, conv_model.config)
     assert tiled.shape == raw.shape
     assert tiled.dtype == np.float32
-    # no seams: the 3 x 3 tiles agree with the whole-image prediction away from the image border
+    # no seams: the tiles (automatic, or fixed 64 / 32 px) agree with the whole-image prediction away from the border
     np.testing.assert_allclose(tiled[2:-2, 2:-2], whole[2:-2, 2:-2], rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("length", "tile"),
+    [(2048, 784), (4096, 920), (928, 1024), (929, 568), (1024, 608), (100, 200), (16384, 1008), (1, 104)],
+)
+def test_automatic_tiles(length, tile):
+    # the fewest tiles of at most 1024 px (48-px halo) covering the axis, each as small as that allows
+    assert _enhance._axis_tile(length, None, 48, 8) == tile
+    step = tile - 96
+    n = -(-length // step)
+    assert tile <= _enhance.AUTO_TILE_MAX and tile % 8 == 0
+    assert n * step >= length and (n - 1) * step < length  # covers the axis, no tile wasted
+    assert n == -(-length // (_enhance.AUTO_TILE_MAX - 96))  # as few tiles as the largest allows
+    assert _enhance._axis_tile(length, 256, 48, 8) == 256  # a fixed tile is kept
+
+
+def test_automatic_tiles_follow_the_image_not_the_chunks(conv_model, raw):
+    # the grid depends on the image size only: chunked and whole-image results agree, fixed tiles agree too
+    auto = dsd.tl.enhance_array(raw, conv_model)
+    fixed = dsd.tl.enhance_array(raw, conv_model, tile_size=TILE)
+    np.testing.assert_allclose(auto, fixed, rtol=1e-5, atol=1e-3)
+    for chunks in [(1, 30, 70), (1, 120, 136)]:
+        out = dsd.tl.enhance(_sdata(raw, chunks=chunks), "img", model=conv_model, inplace=False)
+        np.testing.assert_allclose(out.values[0], auto, rtol=1e-6, atol=1e-4)
 
 
 @pytest.mark.parametrize("chunks", [(1, 48, 48), (1, 100, 60)])
@@ -109,7 +143,9 @@ def test_enhance_keeps_layout_and_transformations(conv_model, raw):
     record = out.attrs["deepspot_sd"]
     assert record["source_image"] == "img"
     assert record["threshold"] == 150.0
-    assert record["tile_size"] == TILE and record["overlap"] == OVERLAP
+    assert record["tile_size"] == "auto" and record["overlap"] == OVERLAP
+    assert record["tiles"] == [56, 64]  # 3 x 3 tiles of at most 64 px: centres of 40 and 48 px cover 120 x 136
+    assert record["runtime"] == "tensorflow"  # a model without an ONNX export
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
@@ -262,6 +298,10 @@ def test_enhance_errors(conv_model, raw):
         dsd.tl.enhance(sdata, "img", model=conv_model, tile_size=60)
     with pytest.raises(ValueError, match="batch_size"):
         dsd.tl.enhance(sdata, "img", model=conv_model, batch_size=0)
+    with pytest.raises(ValueError, match="runtime"):
+        dsd.tl.enhance(sdata, "img", model=conv_model, runtime="torch")
+    with pytest.raises(ValueError, match="ONNX export"):  # this model has none
+        dsd.tl.enhance_array(raw, conv_model, runtime="onnx")
 
     sdata.images["vol"] = Image3DModel.parse(np.zeros((1, 3, 8, 8), np.uint16), dims=("c", "z", "y", "x"))
     with pytest.raises(ValueError, match="project the z axis"):

@@ -5,6 +5,7 @@ from ._cnn import build_model, count_parameters
 from ._config import ModelConfig
 from ._finetune import calibrate, fine_tune
 from ._loss import deepspot_loss
+from ._onnx import OnnxNetwork, export_onnx
 from ._pretrained import EnhancementModel, available_models, load_model, load_pretrained
 from ._train import calibrate_threshold, evaluate_enhanced, export_model, predict_images, train
 from ._training_data import (
@@ -20,6 +21,7 @@ __all__ = [
     "Calibration",
     "EnhancementModel",
     "ModelConfig",
+    "OnnxNetwork",
     "TrainingSample",
     "available_models",
     "build_model",
@@ -30,6 +32,7 @@ __all__ = [
     "deepspot_loss",
     "evaluate_enhanced",
     "export_model",
+    "export_onnx",
     "fine_tune",
     "load_model",
     "load_pretrained",

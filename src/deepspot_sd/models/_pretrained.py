@@ -1,14 +1,17 @@
 """Loading trained models: shipped ones by name, user-trained ones from a folder.
 
 A model folder holds ``config.json`` (:class:`~deepspot_sd.models.ModelConfig`) and ``<name>.weights.h5`` (Keras 3
-``save_weights``). Shipped models are such folders inside the ``deepspot_sd.models`` package (e.g.
-``deepspot_sd/models/deepspot_v1/``), found with :func:`importlib.resources.files`; nothing here uses the network.
+``save_weights``), and optionally ``<name>.onnx``, the same network for ONNX Runtime
+(:func:`~deepspot_sd.models.export_onnx`), which :func:`deepspot_sd.tl.enhance` uses on a CPU. Shipped models are
+such folders inside the ``deepspot_sd.models`` package (e.g. ``deepspot_sd/models/deepspot_v1/``), found with
+:func:`importlib.resources.files`; nothing here uses the network.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,8 @@ class EnhancementModel:
         The Keras network (input and output ``(batch, y, x, 1)``, normalised 0–255 scale).
     config
         Its :class:`ModelConfig` (tiling, detection threshold, normalisation settings).
+    onnx_path
+        The ``.onnx`` export of the same network (:func:`~deepspot_sd.models.export_onnx`), if there is one.
 
     Attributes
     ----------
@@ -39,6 +44,8 @@ class EnhancementModel:
         The Keras network.
     config
         The model config.
+    onnx_path
+        Path of the ONNX export or ``None``.
 
     Examples
     --------
@@ -49,13 +56,52 @@ class EnhancementModel:
     (2, 64, 64)
     """
 
-    def __init__(self, keras_model: keras.Model, config: ModelConfig) -> None:
+    def __init__(
+        self, keras_model: keras.Model, config: ModelConfig, *, onnx_path: str | os.PathLike[str] | None = None
+    ) -> None:
         if not isinstance(config, ModelConfig):
             raise TypeError(
                 f"Parameter config should be a ('ModelConfig',). It is a {type(config).__name__!r} instead."
             )
         self.keras_model = keras_model
         self.config = config
+        self.onnx_path = None if onnx_path is None else Path(onnx_path)
+        self._onnx_network: Any = None
+        self._onnx_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # an ONNX Runtime session and a lock cannot be pickled (dask.distributed ships the model to its workers)
+        state = self.__dict__.copy()
+        state["_onnx_network"] = None
+        state.pop("_onnx_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._onnx_lock = threading.Lock()
+
+    def onnx_network(self) -> Any:
+        """Return the ONNX Runtime network of :attr:`onnx_path` (:class:`~deepspot_sd.models.OnnxNetwork`), made once.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the model has no ONNX export.
+        ImportError
+            If ``onnxruntime`` is not installed.
+        """
+        if self._onnx_network is None:
+            with self._onnx_lock:
+                if self._onnx_network is None:
+                    if self.onnx_path is None or not self.onnx_path.is_file():
+                        raise FileNotFoundError(
+                            f"Model {self.config.name!r} has no ONNX export; write one with "
+                            "`deepspot_sd.models.export_onnx(model, '<model folder>/<name>.onnx')`."
+                        )
+                    from ._onnx import OnnxNetwork
+
+                    self._onnx_network = OnnxNetwork(self.onnx_path)
+        return self._onnx_network
 
     def __repr__(self) -> str:
         c = self.config
@@ -88,7 +134,8 @@ class EnhancementModel:
             weights = folder / found[0]
         model = build_model(config)
         model.load_weights(str(weights))
-        return cls(model, config)
+        onnx_path = weights.parent / f"{weights.name.removesuffix('.weights.h5')}.onnx"
+        return cls(model, config, onnx_path=onnx_path if onnx_path.is_file() else None)
 
     def predict_tile(self, batch: Any, *, batch_size: int = 8) -> np.ndarray:
         """Enhance a batch of normalised tiles whose sides are divisible by ``config.size_multiple``.
@@ -211,6 +258,7 @@ def load_pretrained(name: str = "deepspot_v1", *, cache: bool = True) -> Enhance
 
 
 def _load_pretrained(name: str) -> EnhancementModel:
+    # the package is installed as files (not a zip), so the folder stays valid after the context
     with as_file(_model_root() / name) as folder:
         return EnhancementModel.from_folder(folder)
 

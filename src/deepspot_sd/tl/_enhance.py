@@ -2,11 +2,21 @@
 
 Tiling
 ------
-The network sees tiles of ``tile_size`` px (256) and only the central ``step = tile_size - 2 * overlap`` px of each
-tile are kept, so every kept pixel had at least ``overlap`` px of context on each side: the tiles overlap by
+The network sees tiles of ``tile`` px and only the central ``step = tile - 2 * overlap`` px of each tile are kept, so
+every kept pixel had at least ``overlap`` px (48 for ``deepspot_v1``) of context on each side: the tiles overlap by
 ``2 * overlap`` px and the result has no seams. The tiles lie on one global grid: the tile of index ``k`` along an
-axis covers image pixels ``[k * step - overlap, k * step - overlap + tile_size)``; outside the image the image is
+axis covers image pixels ``[k * step - overlap, k * step - overlap + tile)``; outside the image the image is
 mirrored (edge pixel repeated, :func:`numpy.pad` ``mode="symmetric"``, dask ``boundary="reflect"``).
+
+Tile size. The network is fully convolutional and sees ``overlap`` px of context in every tile, so the tiled result
+equals the whole-image result up to float rounding whatever the tile size (``benchmarks/seams.py``); the tile size
+only sets how much is computed twice: ``(tile / step) ** 2`` network pixels per output pixel, 2.56 for the
+256-px tiles of the model config, 1.2 for 1024-px tiles. The default (``tile_size=None``) therefore sizes the tiles
+to the image, per axis: the fewest tiles of at most :data:`AUTO_TILE_MAX` px (1024) that cover it, made as small as
+that allows (rounded up to the network's size step), so the last tile is not mostly mirrored padding. The grid
+depends only on the image size, never on the chunking. An integer ``tile_size`` gives fixed square tiles of that
+side (``tile_size=256``: the tiling of the model config, the default before 0.6.0). ``ModelConfig.tile_size`` stays
+the tile of training and of that fixed tiling.
 
 For a dask-backed image the y/x chunks are set to a multiple of ``step`` (close to the input chunks), so the block of
 a chunk plus its ``overlap`` halo (:func:`dask.array.map_overlap`) is covered exactly by whole tiles of that grid;
@@ -14,6 +24,13 @@ ragged edge blocks are padded. The grid, and hence the result, therefore does no
 equals :func:`enhance_array` on the whole image. The output gets the input's chunks: lazily rechunked, or, when the
 object is backed by a zarr store, computed region by region straight into the new element's zarr array
 (:func:`deepspot_sd._store.write_in_regions`), so that peak memory does not grow with the image size.
+
+Runtime
+-------
+``runtime="auto"`` runs a model with an ONNX export (``<name>.onnx`` in its folder, shipped for ``deepspot_v1``) on
+ONNX Runtime when TensorFlow sees no GPU, and the Keras model on TensorFlow otherwise (GPU, or no export). Both give
+the same enhanced image up to float rounding (``tests/test_onnx.py``); on a CPU ONNX Runtime is faster
+(``benchmarks/speed.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +57,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from deepspot_sd.models._pretrained import EnhancementModel
 
-__all__ = ["enhance", "enhance_array"]
+__all__ = ["AUTO_TILE_MAX", "enhance", "enhance_array"]
+
+#: Largest tile side in px of the automatic tiling (``tile_size=None``): 1024 px tiles with the 48-px halo compute
+#: 1.2x the output area (256 px: 2.56x) and run as fast per network pixel as 256-px tiles (``benchmarks/speed.py``).
+AUTO_TILE_MAX = 1024
+#: Network pixels per forward pass of the automatic batch size (``batch_size=None``): 8 tiles of 256 x 256 px.
+AUTO_BATCH_PIXELS = 8 * 256 * 256
+#: Runtimes of :func:`enhance`.
+RUNTIMES = ("auto", "onnx", "tensorflow")
 
 #: Loaded models, one per worker process, keyed by ``"pretrained:<name>"`` or ``"path:<folder>"``.
 _MODEL_CACHE: dict[str, Any] = {}
@@ -85,10 +110,11 @@ def _load_by_key(key: str) -> EnhancementModel:
 
 
 def _resolve_model(model: Any) -> tuple[Any, Any, ModelConfig, str]:
-    """Return ``(graph_spec, network, config, label)`` for any accepted ``model`` argument.
+    """Return ``(graph_spec, model, config, label)`` for any accepted ``model`` argument.
 
-    ``graph_spec`` is what the dask tasks receive: a cache key string (the worker loads the model once) or the
-    network object itself.
+    ``graph_spec`` is what the dask tasks receive: a cache key string (the worker loads the model once), an
+    :class:`~deepspot_sd.models.EnhancementModel` or a bare network; ``model`` is the loaded
+    :class:`~deepspot_sd.models.EnhancementModel` or the bare network (see :func:`_network`).
     """
     from deepspot_sd.models import EnhancementModel
 
@@ -97,9 +123,9 @@ def _resolve_model(model: Any) -> tuple[Any, Any, ModelConfig, str]:
     if isinstance(model, str | os.PathLike):
         key = _model_key(model)
         loaded = _load_by_key(key)
-        return key, loaded.keras_model, loaded.config, key.partition(":")[2]
+        return key, loaded, loaded.config, key.partition(":")[2]
     if isinstance(model, EnhancementModel):
-        return model.keras_model, model.keras_model, model.config, model.config.name
+        return model, model, model.config, model.config.name
     if callable(model):  # a keras.Model (or any callable on (b, y, x, 1) batches)
         return model, model, ModelConfig(), str(getattr(model, "name", type(model).__name__))
     raise TypeError(
@@ -108,9 +134,53 @@ def _resolve_model(model: Any) -> tuple[Any, Any, ModelConfig, str]:
     )
 
 
-def _network(spec: Any) -> Any:
+def _tensorflow_sees_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (asked once per process)."""
+    global _GPU
+    if _GPU is None:
+        import tensorflow as tf
+
+        _GPU = bool(tf.config.list_physical_devices("GPU"))
+    return _GPU
+
+
+_GPU: bool | None = None
+
+
+def _choose_runtime(runtime: str, model: Any) -> str:
+    """Resolve ``runtime`` ("auto", "onnx", "tensorflow") for a loaded model: ``"onnx"`` or ``"tensorflow"``.
+
+    ``model`` is an :class:`~deepspot_sd.models.EnhancementModel` or a bare network (always TensorFlow).
+    """
+    from deepspot_sd.models import EnhancementModel
+    from deepspot_sd.models._onnx import onnx_available
+
+    check_type("runtime", runtime, str)
+    if runtime not in RUNTIMES:
+        raise ValueError(f"Parameter runtime should be one of {RUNTIMES}, got {runtime!r}.")
+    has_export = isinstance(model, EnhancementModel) and model.onnx_path is not None
+    if runtime == "onnx":
+        if not has_export:
+            raise ValueError(
+                "runtime='onnx' needs a model with an ONNX export (<name>.onnx in its folder, "
+                "`deepspot_sd.models.export_onnx`); this model has none."
+            )
+        if not onnx_available():
+            raise ImportError("runtime='onnx' needs onnxruntime: `pip install onnxruntime`.")
+        return "onnx"
+    if runtime == "tensorflow" or not has_export or not onnx_available():
+        return "tensorflow"
+    return "tensorflow" if _tensorflow_sees_gpu() else "onnx"
+
+
+def _network(spec: Any, runtime: str = "tensorflow") -> Any:
+    """Return the network object behind a graph spec (cache key, model or network) for ``runtime``."""
+    from deepspot_sd.models import EnhancementModel
+
     if isinstance(spec, str):
-        return _load_by_key(spec).keras_model
+        spec = _load_by_key(spec)
+    if isinstance(spec, EnhancementModel):
+        return spec.onnx_network() if runtime == "onnx" else spec.keras_model
     return spec
 
 
@@ -119,16 +189,24 @@ def _predict_lock(net: Any) -> threading.Lock:
         return _PREDICT_LOCKS.setdefault(id(net), threading.Lock())
 
 
-def _predict_tiles(net: Any, tiles: np.ndarray, *, batch_size: int, show_progress_bar: bool = False) -> np.ndarray:
-    """Run the network on ``(n, T, T)`` normalised tiles in batches; return ``float32 (n, T, T)``.
+def _predict_tiles(
+    net: Any, tiles: np.ndarray, *, batch_size: int | None, show_progress_bar: bool = False
+) -> np.ndarray:
+    """Run the network on ``(n, ty, tx)`` normalised tiles in batches; return ``float32 (n, ty, tx)``.
 
-    A short (last) batch of ``m`` tiles is padded to the next power of two (at most ``batch_size``), so the compiled
-    prediction function sees few distinct shapes and at most ``m - 1`` padding tiles are computed (padding it to
-    ``batch_size`` wasted up to a third of the network work on chunks of 25 tiles).
+    ``batch_size=None`` takes as many tiles per pass as fit in :data:`AUTO_BATCH_PIXELS` (at least one). For a Keras
+    network a short (last) batch of ``m`` tiles is padded to the next power of two (at most ``batch_size``), so the
+    compiled prediction function sees few distinct shapes and at most ``m - 1`` padding tiles are computed; ONNX
+    Runtime needs no padding.
     """
+    from deepspot_sd.models import OnnxNetwork
+
     n = len(tiles)
+    if batch_size is None:
+        batch_size = max(1, AUTO_BATCH_PIXELS // (tiles.shape[1] * tiles.shape[2]))
     out = np.empty(tiles.shape, dtype=np.float32)
     lock = _predict_lock(net)
+    onnx = isinstance(net, OnnxNetwork)
     starts = range(0, n, batch_size)
     if show_progress_bar:
         from tqdm.auto import tqdm
@@ -137,6 +215,10 @@ def _predict_tiles(net: Any, tiles: np.ndarray, *, batch_size: int, show_progres
     for start in starts:
         batch = tiles[start : start + batch_size]
         m = len(batch)
+        if onnx:
+            with lock:
+                out[start : start + m] = net.predict_tiles(batch)
+            continue
         x = np.zeros((min(batch_size, 1 << (m - 1).bit_length()), *tiles.shape[1:], 1), dtype=np.float32)
         x[:m, ..., 0] = batch
         with lock:
@@ -149,46 +231,72 @@ def _predict_tiles(net: Any, tiles: np.ndarray, *, batch_size: int, show_progres
 # --------------------------------------------------------------------------------------------------------------------
 # array core
 # --------------------------------------------------------------------------------------------------------------------
+def _axis_tile(length: int, tile_size: int | None, overlap: int, multiple: int) -> int:
+    """Tile side along an axis of ``length`` px: ``tile_size``, or the automatic one when it is ``None``.
+
+    Automatic: the fewest tiles of at most ``AUTO_TILE_MAX`` px that cover the axis, each as small as that allows
+    (its kept centre at least ``ceil(length / n)`` px, the tile rounded up to a multiple of ``multiple``).
+    """
+    if tile_size is not None:
+        return int(tile_size)
+    largest = max(AUTO_TILE_MAX, 2 * overlap + multiple)
+    largest -= largest % multiple
+    n = math.ceil(length / (largest - 2 * overlap))
+    core = math.ceil(length / n)
+    return min(largest, multiple * math.ceil((core + 2 * overlap) / multiple))
+
+
+def _tiles_for(shape: tuple[int, int], config: ModelConfig, tile_size: int | None) -> tuple[int, int]:
+    """``(tile_y, tile_x)`` of an image of ``shape`` (the grid depends on the image size only)."""
+    m, o = config.size_multiple, config.overlap
+    return _axis_tile(shape[0], tile_size, o, m), _axis_tile(shape[1], tile_size, o, m)
+
+
 def _enhance_padded(
     padded: np.ndarray,
     net: Any,
     *,
-    tile_size: int,
+    tiles: tuple[int, int],
     overlap: int,
-    batch_size: int,
+    batch_size: int | None,
     show_progress_bar: bool = False,
 ) -> np.ndarray:
     """Enhance the core of an image that carries a halo of ``overlap`` px on every side.
 
-    Returns the ``(y - 2 * overlap, x - 2 * overlap)`` core; tiles start at the halo's outer corner with stride
-    ``tile_size - 2 * overlap`` and the missing bottom/right part of the last tiles is mirrored.
+    Returns the ``(y - 2 * overlap, x - 2 * overlap)`` core; tiles of ``tiles = (ty, tx)`` px start at the halo's
+    outer corner with strides ``(ty - 2 * overlap, tx - 2 * overlap)`` and the missing bottom/right part of the last
+    tiles is mirrored.
     """
-    step = tile_size - 2 * overlap
+    ty, tx = tiles
+    sy, sx = ty - 2 * overlap, tx - 2 * overlap
     h, w = padded.shape[0] - 2 * overlap, padded.shape[1] - 2 * overlap
-    ny, nx = math.ceil(h / step), math.ceil(w / step)
-    extra_y = ny * step + 2 * overlap - padded.shape[0]
-    extra_x = nx * step + 2 * overlap - padded.shape[1]
+    ny, nx = math.ceil(h / sy), math.ceil(w / sx)
+    extra_y = ny * sy + 2 * overlap - padded.shape[0]
+    extra_x = nx * sx + 2 * overlap - padded.shape[1]
     if extra_y or extra_x:
         padded = np.pad(padded, ((0, extra_y), (0, extra_x)), mode="symmetric")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (tile_size, tile_size))[::step, ::step]
-    tiles = np.ascontiguousarray(windows.reshape(ny * nx, tile_size, tile_size), dtype=np.float32)
-    pred = _predict_tiles(net, tiles, batch_size=batch_size, show_progress_bar=show_progress_bar)
-    centres = pred.reshape(ny, nx, tile_size, tile_size)[:, :, overlap : overlap + step, overlap : overlap + step]
-    return centres.transpose(0, 2, 1, 3).reshape(ny * step, nx * step)[:h, :w]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (ty, tx))[::sy, ::sx]
+    batch = np.ascontiguousarray(windows.reshape(ny * nx, ty, tx), dtype=np.float32)
+    pred = _predict_tiles(net, batch, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    centres = pred.reshape(ny, nx, ty, tx)[:, :, overlap : overlap + sy, overlap : overlap + sx]
+    return centres.transpose(0, 2, 1, 3).reshape(ny * sy, nx * sx)[:h, :w]
 
 
-def _check_tiling(config: ModelConfig, tile_size: int | None, overlap: int | None, batch_size: int) -> ModelConfig:
-    check_type("batch_size", batch_size, (int, np.integer))
-    if batch_size < 1:
-        raise ValueError(f"Parameter batch_size should be >= 1, got {batch_size}.")
-    changes = {}
-    if tile_size is not None:
-        check_type("tile_size", tile_size, (int, np.integer))
-        changes["tile_size"] = int(tile_size)
+def _check_tiling(
+    config: ModelConfig, tile_size: int | None, overlap: int | None, batch_size: int | None
+) -> tuple[ModelConfig, int | None]:
+    """Validate the tiling arguments; return the config (with ``overlap``) and the fixed tile side or ``None``."""
+    if batch_size is not None:
+        check_type("batch_size", batch_size, (int, np.integer))
+        if batch_size < 1:
+            raise ValueError(f"Parameter batch_size should be >= 1, got {batch_size}.")
     if overlap is not None:
         check_type("overlap", overlap, (int, np.integer))
-        changes["overlap"] = int(overlap)
-    return config.replace(**changes) if changes else config
+        config = config.replace(overlap=int(overlap))
+    if tile_size is None:
+        return config, None
+    check_type("tile_size", tile_size, (int, np.integer))
+    return config.replace(tile_size=int(tile_size)), int(tile_size)
 
 
 def enhance_array(
@@ -197,8 +305,9 @@ def enhance_array(
     *,
     tile_size: int | None = None,
     overlap: int | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     normalized: bool = False,
+    runtime: str = "auto",
     show_progress_bar: bool = False,
 ) -> np.ndarray:
     """Enhance a whole 2D image in memory with overlapping tiles (the core of :func:`enhance`).
@@ -212,16 +321,21 @@ def enhance_array(
         normalised 0–255 scale, the name of a shipped model, a model folder, or ``None`` for ``"deepspot_v1"``.
         A bare Keras model uses the default :class:`~deepspot_sd.models.ModelConfig` (tiling, normalisation).
     tile_size
-        Tile side in px seen by the network; default from the model config (256). Divisible by the network's size
-        step (``config.size_multiple``).
+        Tile side in px seen by the network. ``None`` (default): tiles sized to the image, at most
+        :data:`AUTO_TILE_MAX` (1024) px per side (see the module notes); an integer: fixed square tiles of that side
+        (``256``, the model config's ``tile_size``, was the default before 0.6.0; it gives the same result up to
+        float rounding). Divisible by the network's size step (``config.size_multiple``, 8).
     overlap
-        Halo in px kept around every tile's centre; default from the model config (32). Results are exact away from
-        the image border when the network's receptive field fits within it.
+        Halo in px kept around every tile's centre; default from the model config (48 for ``deepspot_v1``).
+        Results are exact away from the image border when the network's receptive field fits within it.
     batch_size
-        Tiles per forward pass.
+        Tiles per forward pass; ``None``: as many as fit in 8 x 256² px (one 1024-px tile).
     normalized
         ``True`` if ``image`` is already on the network's normalised 0–255 scale; otherwise it is normalised with
         :func:`deepspot_sd.pp.normalization_stats` over the whole image and the model's settings.
+    runtime
+        ``"auto"`` (ONNX Runtime on a CPU when the model has an ONNX export, TensorFlow otherwise or when it sees a
+        GPU), ``"onnx"`` or ``"tensorflow"``. The results agree up to float rounding.
     show_progress_bar
         Show a tqdm bar over the batches.
 
@@ -236,8 +350,9 @@ def enhance_array(
     >>> enhanced = dsd.tl.enhance_array(sim.image)  # doctest: +SKIP
     """
     arr = check_image_2d(image)
-    _, net, config, _ = _resolve_model(model)
-    config = _check_tiling(config, tile_size, overlap, batch_size)
+    _, loaded, config, _ = _resolve_model(model)
+    config, fixed = _check_tiling(config, tile_size, overlap, batch_size)
+    net = _network(loaded, _choose_runtime(runtime, loaded))
     if normalized:
         norm = arr.astype(np.float32, copy=False)
     else:
@@ -256,7 +371,7 @@ def enhance_array(
     return _enhance_padded(
         padded,
         net,
-        tile_size=config.tile_size,
+        tiles=_tiles_for(arr.shape, config, fixed),
         overlap=o,
         batch_size=batch_size,
         show_progress_bar=show_progress_bar,
@@ -267,10 +382,11 @@ def _enhance_block(
     block: np.ndarray,
     *,
     model: Any,
-    tile_size: int,
+    runtime: str,
+    tiles: tuple[int, int],
     overlap: int,
     halo: tuple[int, int],
-    batch_size: int,
+    batch_size: int | None,
 ) -> np.ndarray:
     """Enhance one ``(1, y, x)`` dask block carrying ``halo`` px of context (0 on single-chunk axes).
 
@@ -282,7 +398,7 @@ def _enhance_block(
         raise ValueError("The image contains NaN or infinite values; fill or mask them before enhancing it.")
     py, px = overlap - hy, overlap - hx
     padded = np.pad(img, ((py, py), (px, px)), mode="symmetric") if (py or px) else img
-    core = _enhance_padded(padded, _network(model), tile_size=tile_size, overlap=overlap, batch_size=batch_size)
+    core = _enhance_padded(padded, _network(model, runtime), tiles=tiles, overlap=overlap, batch_size=batch_size)
     out = np.zeros(block.shape, dtype=np.float32)
     out[0, hy : hy + core.shape[0], hx : hx + core.shape[1]] = core
     return out
@@ -307,25 +423,33 @@ def _axis_chunks(size: int, chunk: int, step: int, overlap: int) -> tuple[int, .
     return tuple(chunks)
 
 
-def _enhance_dask(arr: Any, spec: Any, config: ModelConfig, *, batch_size: int, in_chunks: tuple[int, ...]) -> Any:
-    """Lazily enhance a normalised ``(c, y, x)`` float32 dask array.
+def _enhance_dask(
+    arr: Any,
+    spec: Any,
+    config: ModelConfig,
+    *,
+    tiles: tuple[int, int],
+    runtime: str,
+    batch_size: int | None,
+    in_chunks: tuple[int, ...],
+) -> Any:
+    """Lazily enhance a normalised ``(c, y, x)`` float32 dask array with tiles of ``tiles = (ty, tx)`` px.
 
-    The result has the chunks of the tile grid (multiples of the tile step close to ``in_chunks``).
+    The result has the chunks of the tile grid (multiples of the tile steps close to ``in_chunks``).
     """
     import dask
     import dask.array as da
     from dask.base import tokenize
 
-    t, o = config.tile_size, config.overlap
-    step = t - 2 * o
+    o = config.overlap
     _, ny, nx = arr.shape
-    ychunks = _axis_chunks(ny, in_chunks[1], step, o)
-    xchunks = _axis_chunks(nx, in_chunks[2], step, o)
+    ychunks = _axis_chunks(ny, in_chunks[1], tiles[0] - 2 * o, o)
+    xchunks = _axis_chunks(nx, in_chunks[2], tiles[1] - 2 * o, o)
     arr = arr.rechunk(((1,) * arr.shape[0], ychunks, xchunks))
     halo = (o if len(ychunks) > 1 else 0, o if len(xchunks) > 1 else 0)
     if isinstance(spec, str):
         model_arg, token = spec, spec
-    else:  # one graph key for a user's network, so it is shipped once per worker, not once per task
+    else:  # one graph key for a user's model, so it is shipped once per worker, not once per task
         token = f"deepspot-model-{uuid.uuid4().hex}"
         model_arg = dask.delayed(spec, name=token, pure=True)
     out = da.map_overlap(
@@ -337,9 +461,10 @@ def _enhance_dask(arr: Any, spec: Any, config: ModelConfig, *, batch_size: int, 
         allow_rechunk=False,
         dtype=np.float32,
         meta=np.empty((0, 0, 0), dtype=np.float32),
-        name=f"deepspot-enhance-{tokenize(arr.name, token, t, o, halo, batch_size)}",
+        name=f"deepspot-enhance-{tokenize(arr.name, token, runtime, tiles, o, halo, batch_size)}",
         model=model_arg,
-        tile_size=t,
+        runtime=runtime,
+        tiles=tiles,
         overlap=o,
         halo=halo,
         batch_size=batch_size,
@@ -354,8 +479,9 @@ def enhance(
     model: EnhancementModel | keras.Model | str | os.PathLike[str] | None = None,
     tile_size: int | None = None,
     overlap: int | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     normalized: bool = False,
+    runtime: str = "auto",
     scale: int | str | None = None,
     key_added: str | None = None,
     inplace: bool = True,
@@ -365,12 +491,13 @@ def enhance(
 
     Every channel is normalised (unless ``normalized``) with statistics over the whole channel
     (:func:`deepspot_sd.pp.normalization_stats`, the model's settings) and enhanced independently, chunk by chunk
-    with :func:`dask.array.map_overlap`: each chunk plus a halo of ``overlap`` px is cut into overlapping tiles of
-    ``tile_size`` px on one global grid and only the tile centres are kept, so the result has no seams, does not
-    depend on the chunking, and equals :func:`enhance_array` on the whole image. For an object backed by a zarr store
-    the result is computed region by region (at most 4096 px on a side) and written into the new element's zarr
-    array, so peak memory depends on the chunk and region size, not on the image size; an object in memory gets a
-    lazy result. The model is loaded once per worker; TensorFlow uses a GPU when it sees one.
+    with :func:`dask.array.map_overlap`: each chunk plus a halo of ``overlap`` px is cut into overlapping tiles on one
+    global grid and only the tile centres are kept, so the result has no seams, does not depend on the chunking, and
+    equals :func:`enhance_array` on the whole image. For an object backed by a zarr store the result is computed
+    region by region (at most 4096 px on a side) and written into the new element's zarr array, so peak memory
+    depends on the chunk and region size, not on the image size; an object in memory gets a lazy result. The model
+    is loaded once per worker. On a CPU the network runs on ONNX Runtime (the model's ONNX export), with a GPU on
+    TensorFlow (see ``runtime``).
 
     Parameters
     ----------
@@ -384,14 +511,22 @@ def enhance(
         :class:`keras.Model` (input and output ``(batch, y, x, 1)``, normalised 0–255 scale; it uses the default
         :class:`~deepspot_sd.models.ModelConfig`) or ``None`` for ``"deepspot_v1"``.
     tile_size
-        Tile side in px; default from the model config (256).
+        Tile side in px seen by the network. ``None`` (default): tiles sized to the image, at most
+        :data:`~deepspot_sd.tl._enhance.AUTO_TILE_MAX` (1024) px per side, so that little is computed twice (1.2x
+        the output area instead of 2.56x for 256-px tiles); an integer: fixed square tiles of that side (``256``,
+        the model config's ``tile_size``, was the default before 0.6.0 and gives the same spots). The chunks of the
+        computation are multiples of the tiles' kept centres close to the input chunks.
     overlap
-        Halo in px around each tile centre; default from the model config (32).
+        Halo in px around each tile centre; default from the model config (48 for ``deepspot_v1``).
     batch_size
-        Tiles per forward pass.
+        Tiles per forward pass; ``None``: as many as fit in 8 x 256² px (one 1024-px tile).
     normalized
         ``True`` if the image already is on the network's normalised 0–255 scale (e.g. from
         :func:`deepspot_sd.pp.normalize`); otherwise it is normalised here.
+    runtime
+        ``"auto"`` (default): ONNX Runtime when the model has an ONNX export (``deepspot_v1`` ships one) and
+        TensorFlow sees no GPU, otherwise TensorFlow; ``"onnx"`` or ``"tensorflow"`` to choose. The enhanced images
+        agree up to float rounding (about 1e-4 on the 0–255 scale).
     scale
         Level of a multiscale image to enhance: ``None`` (full resolution), ``n`` or ``"scale{n}"``. The result is a
         single-scale image with that level's shape and coordinate transformations.
@@ -438,8 +573,11 @@ def enhance(
         raise ValueError(f"Parameter key_added should differ from image_key {image_key!r}; please pass another name.")
     if inplace:
         check_key_added(sdata, key_added, "images")
-    spec, _, config, label = _resolve_model(model)
-    config = _check_tiling(config, tile_size, overlap, batch_size)
+    spec, loaded, config, label = _resolve_model(model)
+    config, fixed = _check_tiling(config, tile_size, overlap, batch_size)
+    chosen = _choose_runtime(runtime, loaded)
+    if chosen == "onnx" and not isinstance(spec, str):  # a model object: its ONNX network travels to the workers
+        spec = loaded.onnx_network()
     if not normalized and get_provenance(sdata, image_key, data).get("function") == "normalize":
         warnings.warn(
             f"Image {image_key!r} was made by `dsd.pp.normalize`; it is normalised a second time here. Pass "
@@ -461,7 +599,16 @@ def enhance(
 
         norm, norm_records = normalize_channels(arr, channels, config, image_key=image_key)
 
-    out = _enhance_dask(norm, spec, config, batch_size=int(batch_size), in_chunks=in_chunks)
+    tiles = _tiles_for(tuple(data.shape[1:]), config, fixed)
+    out = _enhance_dask(
+        norm,
+        spec,
+        config,
+        tiles=tiles,
+        runtime=chosen,
+        batch_size=None if batch_size is None else int(batch_size),
+        in_chunks=in_chunks,
+    )
     provenance = {
         "function": "enhance",
         "source_image": image_key,
@@ -469,19 +616,23 @@ def enhance(
         "model": label,
         "threshold": float(config.threshold),
         "min_distance": int(config.min_distance),
-        "tile_size": int(config.tile_size),
+        "tile_size": "auto" if fixed is None else int(fixed),
+        "tiles": [int(t) for t in tiles],
         "overlap": int(config.overlap),
+        "runtime": chosen,
         "normalized_input": bool(normalized),
         "normalization": norm_records,
     }
     logger.info(
-        "Enhancing %r (%s, %d channel(s), shape %s) with model %r, tiles %d px, overlap %d px.",
+        "Enhancing %r (%s, %d channel(s), shape %s) with model %r on %s, tiles %d x %d px, overlap %d px.",
         image_key,
         level,
         len(channels),
         tuple(data.shape[1:]),
         label,
-        config.tile_size,
+        chosen,
+        tiles[0],
+        tiles[1],
         config.overlap,
     )
 
