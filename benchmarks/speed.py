@@ -12,8 +12,9 @@ then ``--rounds`` rounds time each method on each image, in a rotating order, so
 hits all methods alike; per image the median over rounds is reported, and the ratio deepspot_sd / U-FISH is the
 median of the per-round ratios. The *levers* (``--levers``; timed in the first round only, interleaved with the
 rest) are the alternatives that were measured to choose the defaults: the former default (fixed 256-px tiles on
-TensorFlow, 0.5.0), 256-px tiles on ONNX Runtime, automatic tiles on TensorFlow and on TensorFlow with XLA
-(``jit_compile``). The default's time is split into its steps by one more, separately timed call per image.
+TensorFlow, 0.5.0), 256-px tiles on ONNX Runtime, automatic tiles on TensorFlow, on TensorFlow with XLA
+(``jit_compile``), and on ONNX Runtime with the network quantised to int8 (measured, not shipped). The default's
+time is split into its steps by one more, separately timed call per image.
 
 Acceptance: deepspot_sd <= 0.5x U-FISH's time on both images, and the same spots as the former default (256-px
 tiles): F1 >= 0.999 (k-d tree, radius 1 px).
@@ -81,9 +82,58 @@ def deepspot_methods(levers: bool) -> tuple[dict[str, Callable], dict[str, str]]
         xla.onnx_path = None  # TensorFlow only
         xla.keras_model.compile(jit_compile=True)
         methods["auto tiles, TensorFlow + XLA"] = pipeline(xla, runtime="tensorflow")
+        int8 = int8_model(model)
+        if int8 is not None:
+            methods["auto tiles, ONNX Runtime int8 (not shipped)"] = pipeline(int8, runtime="onnx")
+            notes["auto tiles, ONNX Runtime int8 (not shipped)"] = (
+                "the ONNX export quantised to int8 by `onnxruntime.quantization.quantize_static` (QOperator, "
+                "per-channel int8 weights, uint8 activations, MinMax calibration on 16 normalised simulated 256² "
+                "images of another seed)"
+            )
     else:
         methods["256 px, TensorFlow (0.5.0)"] = pipeline(model, tile_size=256, batch_size=8, runtime="tensorflow")
     return methods, notes
+
+
+def int8_model(model):
+    """The shipped model with an int8-quantised ONNX export (a lever, not shipped), or ``None`` without the tools."""
+    import tempfile
+
+    import deepspot_sd as dsd
+    from deepspot_sd.pp import normalize_array
+
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        return None
+    c = model.config
+    feeds = []
+    for k in range(16):
+        sim = dsd.datasets.simulate_image((256, 256), n_spots=20 + 25 * k, seed=9000 + k)
+        feeds.append({"image": normalize_array(sim.image, **c.normalization_kwargs).astype(np.float32)[None, None]})
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    folder = Path(tempfile.mkdtemp(prefix="dsd_int8_"))
+    pre, out = folder / "pre.onnx", folder / f"{c.name}.onnx"
+    quant_pre_process(str(model.onnx_path), str(pre), skip_symbolic_shape=True)
+    quantize_static(
+        str(pre),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QOperator,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv"],
+    )
+    return dsd.models.EnhancementModel(model.keras_model, c, onnx_path=out)
 
 
 def breakdown(image: np.ndarray) -> dict[str, float]:
