@@ -50,8 +50,9 @@ class ModelConfig:
     dropout
         Spatial dropout rate in ``[0, 1)`` (paper: 0.2).
     tile_size
-        Side in px of the square tiles the network sees at inference (block + 2 ``overlap``). Divisible by
-        ``2 ** len(filters)``.
+        Side in px of the square training images and of the fixed inference tiles (block + 2 ``overlap``) of
+        ``dsd.tl.enhance(..., tile_size=config.tile_size)``; by default inference sizes its tiles to the image
+        (up to 1024 px, the same result). Divisible by ``2 ** len(filters)``.
     overlap
         Halo in px added on each side of a block at tiled inference and cropped afterwards. Must exceed the
         distance over which a pixel's output effectively depends on its input (about 44 px for the shipped network).
