@@ -14,7 +14,8 @@ baseline's training set from seed 1). 256 x 256 images from :func:`deepspot_sd.d
 Methods, on the same images in the same run:
 
 (a) DeepSpot: ``model.enhance_array(image)`` then ``find_spots_local_max`` at the model's ``config.threshold`` and
-    ``config.min_distance``, one fixed setting for every image;
+    ``config.min_distance``, one fixed setting for every image, then the molecule decision of ``tl.detect_spots``'
+    defaults (``deepspot_detect``);
 (b) classical: LoG + local maxima with one global (sigma, threshold) chosen by ``classical_baseline.choose_parameters``
     on a separate training set of the same design (seed 1, ``--n-train`` images per stratum);
 (c) Big-FISH with its automatic threshold, and (d) U-FISH with the pretrained ONNX weights of its wheel
@@ -137,12 +138,18 @@ def load_enhancement_model(spec: str) -> tuple[dsd.models.EnhancementModel, str]
 
 
 def deepspot_detect(model: dsd.models.EnhancementModel, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise, enhance and detect with the model's one fixed setting; returns ``(spots, enhanced)``."""
+    """Normalise, enhance and detect as ``tl.detect_spots``' defaults do; returns ``(spots, enhanced)``.
+
+    The model's one fixed setting finds the local maxima; the molecule decision (``min_amplitude="auto"``:
+    :func:`deepspot_sd.tl.split_populations` on the raw amplitudes of :func:`deepspot_sd.tl.measure_spots`) then
+    removes a separate dim population where the image has one.
+    """
     enhanced = model.enhance_array(image)
     spots = dsd.tl.find_spots_local_max(
         enhanced, threshold=model.config.threshold, min_distance=model.config.min_distance
     )
-    return spots, enhanced
+    amplitude = dsd.tl.measure_spots(image, spots)["amplitude"].to_numpy()
+    return spots[dsd.tl.split_populations(amplitude).keep], enhanced
 
 
 def centre_values(enhanced: np.ndarray, spots: np.ndarray) -> np.ndarray:

@@ -11,6 +11,23 @@ Conventions
 * **SNR** of a spot = (height of its brightest noise-free pixel above the noise-free local background)
   / (standard deviation of the pixel noise at the image's mean background level). This one definition is used
   by the simulator, the benchmarks and the docs.
+
+Dim puncta and out-of-focus molecules
+-------------------------------------
+Real smFISH images hold bright-ish bumps that are not counted as molecules, and a detector must learn to leave them
+out. :func:`simulate_image` can add two kinds, both absent from ``spots`` and left as background in the target:
+
+* **dim puncta** (``n_puncta``): probes bound non-specifically (one or a few fluorophores where a molecule carries
+  tens), autofluorescent granules, background speckle. Their peak is a fraction of the molecules' typical peak,
+  drawn log-uniformly from ``puncta_amplitude_range`` (0.03–0.3 by default: 1–10 fluorophores against the ~30–50
+  of a smFISH probe set), and their width is the PSF's to a little wider (``puncta_sigma_scale`` 1–1.5 times a
+  drawn PSF sigma: a granule of up to ~200 nm is close to diffraction-limited);
+* **out-of-focus molecules** (``n_out_of_focus``): molecules a few hundred nm above or below the focal plane. The
+  PSF widens by ``out_of_focus_sigma_scale`` (2–3×) while the photons stay the same, so the peak drops by the square
+  of the widening (to 0.11–0.25 of an in-focus molecule's).
+
+"The molecules' typical peak" is the median height of the image's spots (or, without spots, the middle of
+``snr_range`` times the noise for ``hybrid`` and of ``amplitude_range`` minus the background mean otherwise).
 """
 
 from __future__ import annotations
@@ -67,6 +84,9 @@ class SimulatedImage:
         such as blobs included).
     noise_std
         Pixel-noise standard deviation at the mean background level, on the 8-bit-like scale.
+    puncta
+        ``float64 (m, 2)`` centres of the dim puncta and out-of-focus molecules (not spots; background in the
+        target), puncta first.
     params
         The drawn scalar parameters (background mean, camera gain, ...), for reporting.
     """
@@ -80,6 +100,7 @@ class SimulatedImage:
     background: np.ndarray
     noise_std: float
     params: dict = field(default_factory=dict)
+    puncta: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], size: int | None = None) -> np.ndarray | float:
@@ -384,6 +405,11 @@ def simulate_image(
     camera_gain: float = 1.0,
     camera_offset: float = 0.0,
     target_cap: float | None = None,
+    n_puncta: int = 0,
+    puncta_amplitude_range: tuple[float, float] = (0.03, 0.3),
+    puncta_sigma_scale: tuple[float, float] = (1.0, 1.5),
+    n_out_of_focus: int = 0,
+    out_of_focus_sigma_scale: tuple[float, float] = (2.0, 3.0),
     seed: int | np.random.Generator | None = None,
 ) -> SimulatedImage:
     """Simulate one smFISH image with exact spot centres and its enhancement target (design.md §1).
@@ -431,6 +457,16 @@ def simulate_image(
         Camera model applied last: ``raw = camera_offset + camera_gain * image``.
     target_cap
         Cap for non-spot pixels in the target (see :func:`stamp_target`); ``None`` keeps the background as is.
+    n_puncta
+        Number of dim puncta (not molecules; module notes).
+    puncta_amplitude_range
+        Range of a punctum's peak relative to the molecules' typical peak (drawn log-uniformly).
+    puncta_sigma_scale
+        Range of a punctum's width relative to a PSF sigma drawn from ``psf_sigma_range``.
+    n_out_of_focus
+        Number of out-of-focus molecules (not counted; module notes).
+    out_of_focus_sigma_scale
+        Range of their PSF widening; their peak is an in-focus peak divided by the square of the widening.
     seed
         Seed or generator; the same seed gives the same image.
 
@@ -500,6 +536,20 @@ def simulate_image(
         snr = heights / noise_std
 
     clean = background + render_spots(shape, spots, heights, sigmas)
+    puncta = np.zeros((0, 2))
+    if n_puncta or n_out_of_focus:
+        puncta, puncta_heights, puncta_sigmas = _dim_puncta(
+            shape,
+            rng,
+            reference_height=_typical_height(heights, family, snr_range, amplitude_range, bg_mean, noise_std),
+            psf_sigma_range=psf_sigma_range,
+            n_puncta=n_puncta,
+            amplitude_range=puncta_amplitude_range,
+            sigma_scale=puncta_sigma_scale,
+            n_out_of_focus=n_out_of_focus,
+            out_of_focus_sigma_scale=out_of_focus_sigma_scale,
+        )
+        clean += render_spots(shape, puncta, puncta_heights, puncta_sigmas)
     noisy = rng.poisson(np.maximum(clean, 0) * photons_per_unit).astype(np.float32) / photons_per_unit
     if read_noise_std > 0:
         noisy += rng.normal(0, read_noise_std, size=shape).astype(np.float32)
@@ -514,5 +564,55 @@ def simulate_image(
         "read_noise_std": read_noise_std,
         "n_blobs": n_blobs,
         "n_regions": n_regions,
+        "n_puncta": n_puncta,
+        "n_out_of_focus": n_out_of_focus,
     }
-    return SimulatedImage(image, target, spots, heights, sigmas, snr, background, noise_std, params)
+    return SimulatedImage(image, target, spots, heights, sigmas, snr, background, noise_std, params, puncta)
+
+
+def _typical_height(
+    heights: np.ndarray,
+    family: str,
+    snr_range: tuple[float, float],
+    amplitude_range: tuple[float, float],
+    bg_mean: float,
+    noise_std: float,
+) -> float:
+    """Return the molecules' typical peak above the background (module notes), the dim puncta's reference."""
+    if len(heights):
+        return float(np.median(heights))
+    if family == "hybrid":
+        return 0.5 * (snr_range[0] + snr_range[1]) * noise_std
+    return max(0.5 * (amplitude_range[0] + amplitude_range[1]) - bg_mean, noise_std)
+
+
+def _dim_puncta(
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    *,
+    reference_height: float,
+    psf_sigma_range: tuple[float, float],
+    n_puncta: int,
+    amplitude_range: tuple[float, float],
+    sigma_scale: tuple[float, float],
+    n_out_of_focus: int,
+    out_of_focus_sigma_scale: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centres, peaks and widths of dim puncta then out-of-focus molecules (module notes)."""
+    for name, value in (("n_puncta", n_puncta), ("n_out_of_focus", n_out_of_focus)):
+        if value < 0:
+            raise ValueError(f"Parameter {name} should be >= 0, got {value}.")
+    lo, hi = amplitude_range
+    if not 0 < lo <= hi:
+        raise ValueError(
+            f"Parameter puncta_amplitude_range should be (low, high) with 0 < low <= high, got {amplitude_range}."
+        )
+    n = n_puncta + n_out_of_focus
+    centres = rng.uniform(-0.5, np.array(shape) - 0.5, size=(n, 2))
+    psf = np.asarray(_uniform(rng, psf_sigma_range, n), dtype=np.float64)
+    relative = np.exp(rng.uniform(np.log(lo), np.log(hi), n_puncta))
+    widen_puncta = np.asarray(_uniform(rng, sigma_scale, n_puncta), dtype=np.float64)
+    widen_focus = np.asarray(_uniform(rng, out_of_focus_sigma_scale, n_out_of_focus), dtype=np.float64)
+    heights = reference_height * np.concatenate([relative, 1.0 / widen_focus**2])
+    sigmas = psf * np.concatenate([widen_puncta, widen_focus])
+    return centres, heights, sigmas

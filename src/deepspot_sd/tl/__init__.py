@@ -1,12 +1,14 @@
 """`deepspot_sd.tl`."""
 
 from ._assign import assign_spots
-from ._detect import detect_spots
+from ._detect import detect_spots, measure_spots
 from ._detectors import find_spots_local_max, find_spots_log, find_spots_wavelet
 from ._enhance import enhance, enhance_array
 from ._enrichment import polarity_index, sector_enrichment
+from ._population import PopulationSplit, split_populations
 
 __all__ = [
+    "PopulationSplit",
     "assign_spots",
     "detect_spots",
     "enhance",
@@ -14,6 +16,8 @@ __all__ = [
     "find_spots_local_max",
     "find_spots_log",
     "find_spots_wavelet",
+    "measure_spots",
     "polarity_index",
     "sector_enrichment",
+    "split_populations",
 ]

@@ -36,6 +36,30 @@ Output columns
     Median of the raw image (of the detection image when no raw image is known) over the ring of pixels at a
     Euclidean distance of 4 to 6 px from the spot's pixel (inside the image), i.e. just outside a spot of up to
     ~8 px diameter.
+``amplitude``
+    Raw value at the spot's pixel minus ``background``: the spot's peak above its local background.
+``integrated_intensity``
+    Sum over the disc of pixels within 3 px of the spot's pixel (29 pixels, inside the ring) of the raw value minus
+    ``background``.
+``snr``
+    ``amplitude`` divided by the local noise, 1.4826 x the median absolute deviation of the ring pixels (NaN where
+    the ring is flat).
+``molecule``
+    Whether the detection belongs to the channel's molecule population (the ``min_amplitude`` decision). Without
+    ``keep_rejected`` the element holds only molecules (all ``True``).
+
+When no raw image is known and the detection image is an enhanced image, ``background``, ``amplitude``,
+``integrated_intensity`` and ``snr`` are measured on the enhanced image and the molecule decision is skipped.
+
+Molecules and dim puncta
+------------------------
+Real images hold, besides their molecules, much dimmer puncta (non-specific probe binding, autofluorescent
+granules, out-of-focus light) that the network enhances too and that people who count RNA do not count. By default
+(``min_amplitude="auto"``) each channel's detections are split by :func:`deepspot_sd.tl.split_populations`: a
+separate population several times dimmer than the molecules is removed, a single population is left untouched.
+The decision of each channel (cut, brightness model, counts, a histogram of the amplitudes) is recorded in the
+element's attrs (``attrs["deepspot_sd"]["molecule_decision"]``) and logged in one line;
+:func:`deepspot_sd.pl.spot_brightness` draws it.
 """
 
 from __future__ import annotations
@@ -50,8 +74,9 @@ import pandas as pd
 
 from deepspot_sd._coords import pixel_centre_transformations
 from deepspot_sd._logging import logger
+from deepspot_sd._robust import MAD_TO_STD
 from deepspot_sd._store import check_key_added, get_provenance, progress_bar, store_element
-from deepspot_sd._validation import check_key, check_type, get_image_element
+from deepspot_sd._validation import check_image_2d, check_key, check_type, get_image_element
 
 from ._detectors import (
     DEFAULT_SENSITIVITIES,
@@ -62,15 +87,27 @@ from ._detectors import (
     wavelet_statistics,
     wavelet_thresholds,
 )
+from ._population import split_populations
 
 if TYPE_CHECKING:  # pragma: no cover
     from dask.dataframe import DataFrame as DaskDataFrame
     from spatialdata import SpatialData
 
-__all__ = ["detect_spots"]
+__all__ = ["detect_spots", "measure_spots"]
 
 #: Columns of the points element, in order.
-SPOT_COLUMNS = ("x", "y", "gene", "intensity_raw", "intensity_enhanced", "background")
+SPOT_COLUMNS = (
+    "x",
+    "y",
+    "gene",
+    "intensity_raw",
+    "intensity_enhanced",
+    "background",
+    "amplitude",
+    "integrated_intensity",
+    "snr",
+    "molecule",
+)
 #: Background ring around a spot: Euclidean distances in px (inclusive).
 RING_RADII_PX = (4.0, 6.0)
 #: Above this many spots per 100 px² over a whole channel, detection is implausible (warning).
@@ -85,6 +122,17 @@ _ring = np.array(
     ],
     dtype=np.intp,
 )
+#: Disc over which a spot's integrated intensity is summed: Euclidean distance <= 3 px (inside the ring).
+DISC_RADIUS_PX = 3.0
+_disc = np.array(
+    [
+        (dy, dx)
+        for dy in range(-int(DISC_RADIUS_PX), int(DISC_RADIUS_PX) + 1)
+        for dx in range(-int(DISC_RADIUS_PX), int(DISC_RADIUS_PX) + 1)
+        if math.hypot(dy, dx) <= DISC_RADIUS_PX
+    ],
+    dtype=np.intp,
+)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -95,18 +143,42 @@ def _round(v: np.ndarray) -> np.ndarray:
     return np.floor(v + 0.5).astype(np.intp)
 
 
-def _ring_median(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Median of ``image`` over the background ring of each pixel ``(rows, cols)``, in-bounds pixels only."""
+def _local_background(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust standard deviation (1.4826 MAD) of ``image`` over the background ring of each pixel.
+
+    Only in-bounds ring pixels count; a ring without pixels (1-px-wide image) gives NaN.
+    """
     if len(rows) == 0:
-        return np.zeros(0, dtype=np.float64)
-    rr = rows[:, None] + _ring[None, :, 0]
-    cc = cols[:, None] + _ring[None, :, 1]
+        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.float64)
+    vals = _gather(image, rows, cols, _ring)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN ring on a 1-px-wide image
+        median = np.nanmedian(vals, axis=1)
+        noise = MAD_TO_STD * np.nanmedian(np.abs(vals - median[:, None]), axis=1)
+    return median, noise
+
+
+def _gather(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``float64 (n, len(offsets))`` values of ``image`` at ``(rows, cols) + offsets``; NaN outside the image."""
+    rr = rows[:, None] + offsets[None, :, 0]
+    cc = cols[:, None] + offsets[None, :, 1]
     inside = (rr >= 0) & (rr < image.shape[0]) & (cc >= 0) & (cc < image.shape[1])
     vals = image[rr.clip(0, image.shape[0] - 1), cc.clip(0, image.shape[1] - 1)].astype(np.float64)
     vals[~inside] = np.nan
+    return vals
+
+
+def _spot_features(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``float64 (n, 5)``: value at the spot, ring background, amplitude, integrated intensity, SNR (module notes)."""
+    value = image[rows, cols].astype(np.float64)
+    background, noise = _local_background(image, rows, cols)
+    amplitude = value - background
+    disc = _gather(image, rows, cols, _disc)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN ring on a 1-px-wide image
-        return np.nanmedian(vals, axis=1)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        integrated = np.nansum(disc - background[:, None], axis=1)
+        snr = np.where(noise > 0, amplitude / np.where(noise > 0, noise, 1.0), np.nan)
+    return np.column_stack([value, background, amplitude, integrated, snr])
 
 
 def _detect_core(
@@ -118,7 +190,10 @@ def _detect_core(
     method: str,
     params: dict[str, Any],
 ) -> np.ndarray:
-    """Detect the spots of one core; return ``float64 (n, 5)``: row, col (global), detection value, raw value, bg.
+    """Detect the spots of one core; return ``float64 (n, 8)``: row, col (global), value, raw features.
+
+    The raw features are :func:`_spot_features` of the raw image (raw value NaN when there is no raw image; the
+    other features then come from the detection image).
 
     ``window`` is the core plus its halo, its pixel ``(0, 0)`` at global ``origin``; ``core`` = ``(y0, y1, x0, x1)``
     in global pixels. ``raw`` is the raw image over the same window, or ``None``.
@@ -134,14 +209,110 @@ def _detect_core(
     keep = (r + oy >= y0) & (r + oy < y1) & (c + ox >= x0) & (c + ox < x1)
     spots, r, c = spots[keep], r[keep], c[keep]
     value = window[r, c].astype(np.float64)
-    if raw is not None:
-        raw = np.asarray(raw)
-        raw_value = raw[r, c].astype(np.float64)
-        background = _ring_median(raw, r, c)
+    features = _spot_features(np.asarray(raw) if raw is not None else window, r, c)
+    if raw is None:
+        features[:, 0] = np.nan
+    return np.column_stack([spots[:, 0] + oy, spots[:, 1] + ox, value, features])
+
+
+def measure_spots(image: np.ndarray, spots: np.ndarray) -> pd.DataFrame:
+    """Brightness of spots in a raw image: the per-spot columns of :func:`detect_spots`, for arrays.
+
+    Parameters
+    ----------
+    image
+        ``(y, x)`` raw image.
+    spots
+        ``(n, 2)`` spot centres ``(row, col)`` in pixels (pixel-centre convention); each is measured at its nearest
+        pixel.
+
+    Returns
+    -------
+    One row per spot with the columns ``intensity_raw``, ``background``, ``amplitude``, ``integrated_intensity``
+    and ``snr`` (definitions in the module notes of :mod:`deepspot_sd.tl._detect`, image units).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.full((32, 32), 100.0)
+    >>> image[10, 12] = 150.0
+    >>> measure_spots(image, np.array([[10.0, 12.0]]))[["background", "amplitude"]].to_numpy().tolist()
+    [[100.0, 50.0]]
+    """
+    image = check_image_2d(image)
+    spots = np.asarray(spots, dtype=np.float64).reshape(-1, 2)
+    rows = _round(spots[:, 0]).clip(0, image.shape[0] - 1)
+    cols = _round(spots[:, 1]).clip(0, image.shape[1] - 1)
+    features = _spot_features(image, rows, cols)
+    return pd.DataFrame(features, columns=["intensity_raw", "background", "amplitude", "integrated_intensity", "snr"])
+
+
+def _check_min_amplitude(min_amplitude: Any, channels: list[str]) -> None:
+    if min_amplitude is None or (isinstance(min_amplitude, str) and min_amplitude == "auto"):
+        return
+    values = min_amplitude
+    if isinstance(min_amplitude, Mapping):
+        missing = [c for c in channels if c not in min_amplitude]
+        if missing:
+            raise KeyError(
+                f"Parameter min_amplitude has no value for channel(s) {missing}; it has {list(min_amplitude)}."
+            )
+        values = [min_amplitude[c] for c in channels]
     else:
-        raw_value = np.full(len(r), np.nan)
-        background = _ring_median(window, r, c)
-    return np.column_stack([spots[:, 0] + oy, spots[:, 1] + ox, value, raw_value, background])
+        values = [min_amplitude]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not np.isfinite(v):
+            raise ValueError(
+                "Parameter min_amplitude should be 'auto', None, a finite number or a {channel: number} mapping, "
+                f"got {min_amplitude!r}."
+            )
+
+
+def _molecule_decision(
+    amplitude: np.ndarray, min_amplitude: Any, channel: str, *, has_raw: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Return ``(molecule mask, record)`` of one channel for the ``min_amplitude`` option of :func:`detect_spots`."""
+    n = len(amplitude)
+    keep_all = np.ones(n, dtype=bool)
+    if min_amplitude is None:
+        return keep_all, {"mode": "off", "cut": None, "n_spots": n, "n_removed": 0, "reason": f"off; all {n} kept."}
+    if not has_raw:
+        return keep_all, {
+            "mode": "skipped",
+            "cut": None,
+            "n_spots": n,
+            "n_removed": 0,
+            "reason": f"no raw image, so no raw amplitudes to decide on; all {n} kept (pass `raw_image_key`).",
+        }
+    if isinstance(min_amplitude, str):  # "auto", checked by the caller
+        split = split_populations(amplitude)
+        record = {"mode": "auto", **split.record()}
+        molecule = split.keep
+    else:
+        cut = float(min_amplitude[channel] if isinstance(min_amplitude, Mapping) else min_amplitude)
+        molecule = ~(amplitude < cut)  # NaN amplitudes are kept
+        removed = n - int(np.count_nonzero(molecule))
+        record = {
+            "mode": "manual",
+            "cut": cut,
+            "n_spots": n,
+            "n_removed": removed,
+            "reason": f"amplitude >= {cut:.4g} set by hand: kept {n - removed}, removed {removed}.",
+        }
+    record["histogram"] = _log_histogram(amplitude, molecule)
+    return molecule, record
+
+
+def _log_histogram(amplitude: np.ndarray, molecule: np.ndarray, bins: int = 60) -> dict[str, list[float]]:
+    """Histogram of the positive amplitudes on log-spaced bins, molecules and the rest apart (for the plot)."""
+    positive = amplitude > 0
+    if not np.any(positive):
+        return {"edges": [], "molecule": [], "rejected": []}
+    lo, hi = np.log10(amplitude[positive].min()), np.log10(amplitude[positive].max())
+    edges = np.logspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    kept = np.histogram(amplitude[positive & molecule], edges)[0]
+    rejected = np.histogram(amplitude[positive & ~molecule], edges)[0]
+    return {"edges": edges.tolist(), "molecule": kept.tolist(), "rejected": rejected.tolist()}
 
 
 def _stats_core(window: np.ndarray, *, region: tuple[slice, slice], scales: tuple[int, ...], center: Any) -> Any:
@@ -212,19 +383,6 @@ def _raw_level(sdata: Any, raw_key: str, shape: tuple[int, ...], image_key: str)
     )
 
 
-def _empty_frame(categories: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "x": np.zeros(0, np.float64),
-            "y": np.zeros(0, np.float64),
-            "gene": pd.Categorical([], categories=categories),
-            "intensity_raw": np.zeros(0, np.float64),
-            "intensity_enhanced": np.zeros(0, np.float64),
-            "background": np.zeros(0, np.float64),
-        }
-    )
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # public wrapper
 # --------------------------------------------------------------------------------------------------------------------
@@ -237,6 +395,8 @@ def detect_spots(
     min_distance: int | None = None,
     sensitivities: Mapping[int, float] = DEFAULT_SENSITIVITIES,
     raw_image_key: str | None = None,
+    min_amplitude: Literal["auto"] | float | Mapping[str, float] | None = "auto",
+    keep_rejected: bool = False,
     scale: int | str | None = None,
     key_added: str | None = None,
     inplace: bool = True,
@@ -267,6 +427,16 @@ def detect_spots(
         Image with the raw intensities (same shape; for a multiscale image the level of that shape) for the
         ``intensity_raw`` and ``background`` columns. Default: the image the enhanced image was computed from, if
         recorded and still present; the detection image itself if it is not an enhanced image; else none.
+    min_amplitude
+        Which detections are molecules, per channel, from their ``amplitude`` (raw peak above the local background):
+        ``"auto"`` (default) removes a clearly separate population of dim puncta when the channel has one and keeps
+        everything otherwise (:func:`deepspot_sd.tl.split_populations`, see the module notes); a number (raw units;
+        or ``{channel: number}``) keeps the detections with ``amplitude >= min_amplitude``; ``None`` keeps all. Needs
+        raw intensities (see ``raw_image_key``); without them every detection is kept.
+    keep_rejected
+        Keep the detections that are not molecules in the element, with ``molecule=False``, instead of dropping
+        them (for :func:`deepspot_sd.pl.spot_brightness` overlays and your own filtering; the per-cell tools count
+        only ``molecule=True`` rows).
     scale
         Level of a multiscale detection image: ``None`` (full resolution), ``n`` or ``"scale{n}"``.
     key_added
@@ -326,6 +496,8 @@ def detect_spots(
     check_type("inplace", inplace, bool)
     if method not in ("local_max", "wavelet"):
         raise ValueError(f"Parameter method should be one of ['local_max', 'wavelet'], got {method!r}.")
+    check_type("keep_rejected", keep_rejected, bool)
+    _check_min_amplitude(min_amplitude, [str(c) for c in data.coords["c"].values.tolist()])
     key_added = f"{image_key}_spots" if key_added is None else key_added
     if inplace:
         check_key_added(sdata, key_added, "points")
@@ -374,6 +546,7 @@ def detect_spots(
         raw_image_key = _find_raw(sdata, provenance)
     raw_data = _raw_level(sdata, raw_image_key, data.shape, image_key) if raw_image_key is not None else None
     raw_is_detection = raw_data is None and not provenance  # an image not made by this package: it is raw
+    has_raw = raw_data is not None or raw_is_detection
 
     arr = data.data if isinstance(data.data, da.Array) else da.from_array(data.data, chunks=data.shape)
     raw_arr = None
@@ -432,24 +605,32 @@ def detect_spots(
     per = len(windows)
     frames = []
     empty_channels, dense_channels = [], []
+    decisions: dict[str, dict[str, Any]] = {}
     for ci, name in enumerate(channels):
         block = np.concatenate(results[ci * per : (ci + 1) * per], axis=0)
         n = len(block)
-        if n == 0:
-            empty_channels.append(name)
-            continue
         if 100.0 * n / (height * width) > MAX_DENSITY_PER_100PX2:
             dense_channels.append(f"{name} ({100.0 * n / (height * width):.1f})")
-        value, raw_value = block[:, 2], block[:, 3]
+        amplitude = block[:, 5]
+        molecule, decisions[name] = _molecule_decision(amplitude, min_amplitude, name, has_raw=has_raw)
+        logger.info("Molecule decision for %r, channel %r: %s", image_key, name, decisions[name]["reason"])
+        if not keep_rejected:
+            block, molecule = block[molecule], molecule[molecule]
+        if n == 0:
+            empty_channels.append(name)
         frames.append(
             pd.DataFrame(
                 {
                     "x": block[:, 1],
                     "y": block[:, 0],
-                    "gene": pd.Categorical([name] * n, categories=channels),
-                    "intensity_raw": value if raw_is_detection else raw_value,
-                    "intensity_enhanced": value if enhanced else np.full(n, np.nan),
+                    "gene": pd.Categorical([name] * len(block), categories=channels),
+                    "intensity_raw": block[:, 2] if raw_is_detection else block[:, 3],
+                    "intensity_enhanced": block[:, 2] if enhanced else np.full(len(block), np.nan),
                     "background": block[:, 4],
+                    "amplitude": block[:, 5],
+                    "integrated_intensity": block[:, 6],
+                    "snr": block[:, 7],
+                    "molecule": molecule,
                 }
             )
         )
@@ -468,7 +649,7 @@ def detect_spots(
             UserWarning,
             stacklevel=2,
         )
-    df = pd.concat(frames, ignore_index=True) if frames else _empty_frame(channels)
+    df = pd.concat(frames, ignore_index=True)
     df["gene"] = pd.Categorical(df["gene"], categories=channels)
     df = df.sort_values(["gene", "y", "x"], kind="stable").reset_index(drop=True)
 
@@ -484,6 +665,9 @@ def detect_spots(
         "method": method,
         "raw_image_key": raw_image_key if raw_data is not None else None,
         "n_spots": len(df),
+        "min_amplitude": min_amplitude if not isinstance(min_amplitude, Mapping) else dict(min_amplitude),
+        "keep_rejected": keep_rejected,
+        "molecule_decision": decisions,
     }
     if method == "local_max":
         record.update(params)
