@@ -21,6 +21,7 @@ import pandas as pd
 
 from deepspot_sd._coords import intrinsic_to_index
 from deepspot_sd._logging import logger
+from deepspot_sd._store import get_provenance
 from deepspot_sd._validation import check_key, check_positive, check_type
 from deepspot_sd.tl._assign import _get_labels, _points_in_grid, _scale0
 from deepspot_sd.tl._enrichment import _sector_index
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from spatialdata import SpatialData
     from xarray import DataArray
 
-__all__ = ["cell_sectors", "polarity", "raw_vs_enhanced", "spots"]
+__all__ = ["cell_sectors", "polarity", "raw_vs_enhanced", "spot_brightness", "spots"]
 
 _REFERENCE_COLOR = "#9ecae1"  # light blue: the sector facing the reference (paper Fig. 7)
 _OTHER_COLOR = "#3182bd"  # dark blue: the other sectors
@@ -535,3 +536,157 @@ def polarity(
     ax.set_xlabel(str(result.index.name or ""))
     _save(ax.figure, save, dpi)
     return ax
+
+
+def spot_brightness(
+    sdata: SpatialData,
+    points_key: str,
+    *,
+    channel: str | None = None,
+    image_key: str | None = None,
+    crop: Sequence[int] | None = None,
+    figsize: tuple[float, float] | None = None,
+    dpi: int = 150,
+    save: str | Path | None = None,
+) -> np.ndarray:
+    """Plot the molecule decision of :func:`deepspot_sd.tl.detect_spots`: brightness histogram, cut, populations.
+
+    The left panel is the histogram of the detections' ``amplitude`` (raw peak above the local background, log
+    scale) as recorded when the spots were detected: molecules and rejected dim puncta in two colours, the cut as a
+    vertical line and the two-population brightness model (Gaussians on the log amplitude, scaled to the counts)
+    when one was fitted, like Big-FISH's elbow plot or AIRLOCALIZE's intensity histograms. With ``image_key``, a
+    right panel overlays the detections on a crop of that image: molecules in green, rejected puncta in red (those
+    are in the element only when it was made with ``keep_rejected=True``).
+
+    Parameters
+    ----------
+    sdata
+        The data.
+    points_key
+        Points element made by :func:`deepspot_sd.tl.detect_spots`.
+    channel
+        Channel (``gene``) whose decision to show; default the first.
+    image_key
+        Image to overlay the detections on (the raw image, for example); `None` draws the histogram only.
+    crop
+        ``(x_min, y_min, x_max, y_max)`` pixel bounds of the overlay.
+    figsize
+        Figure size in inches (default from the number of panels).
+    dpi
+        Resolution of the saved file.
+    save
+        Path to save the figure to; `None` does not save.
+
+    Returns
+    -------
+    The array of :class:`matplotlib.axes.Axes` (one or two).
+
+    Raises
+    ------
+    KeyError
+        If the points element, the channel or the image do not exist.
+    ValueError
+        If the points element carries no molecule decision (not made by :func:`deepspot_sd.tl.detect_spots`).
+
+    Examples
+    --------
+    >>> import deepspot_sd as dsd
+    >>> sdata = dsd.datasets.wound_healing((512, 512), seed=0)  # doctest: +SKIP
+    >>> dsd.tl.enhance(sdata, "smfish")  # doctest: +SKIP
+    >>> dsd.tl.detect_spots(sdata, "smfish_enhanced", keep_rejected=True)  # doctest: +SKIP
+    >>> axes = dsd.pl.spot_brightness(sdata, "smfish_enhanced_spots", image_key="smfish")  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    check_key(points_key, sdata.points, "sdata.points")
+    decisions = get_provenance(sdata, points_key, sdata.points[points_key]).get("molecule_decision")
+    if not isinstance(decisions, dict) or not decisions:
+        raise ValueError(
+            f"Points {points_key!r} carry no molecule decision; they were not made by `dsd.tl.detect_spots` "
+            "(version 0.6 or later)."
+        )
+    channel = next(iter(decisions)) if channel is None else str(channel)
+    check_key(channel, decisions, f"the channels of {points_key!r}")
+    decision = decisions[channel]
+    n_panels = 1 if image_key is None else 2
+    fig, axes = plt.subplots(1, n_panels, figsize=figsize or (5.5 * n_panels, 4.5), squeeze=False)
+    axes = axes[0]
+    _brightness_histogram(axes[0], decision, title=f"{points_key} / {channel}")
+    if image_key is not None:
+        image = _get_image(sdata, image_key)
+        points = sdata.points[points_key]
+        df = points.compute()
+        sel = (df["gene"].astype(str) == channel).to_numpy() if "gene" in df.columns else np.ones(len(df), bool)
+        bounds = _crop_bounds(image.shape[1:], crop)
+        names = [str(c) for c in image.coords["c"].values]
+        arr = _load(image, bounds, names.index(channel) if channel in names else 0)
+        lo, hi = _contrast(arr, None, None)
+        ax = axes[1]
+        ax.imshow(arr, cmap="gray", vmin=lo, vmax=hi, extent=_extent(bounds), interpolation="nearest")
+        x, y = intrinsic_to_index(
+            *_points_in_grid(df, points, image, what=f"Points {points_key!r}", target_name=f"image {image_key!r}")
+        )
+        x0, y0, x1, y1 = bounds
+        inside = sel & (x >= x0 - 0.5) & (x < x1 - 0.5) & (y >= y0 - 0.5) & (y < y1 - 0.5)
+        molecule = df["molecule"].to_numpy(bool) if "molecule" in df.columns else np.ones(len(df), bool)
+        for mask, colour, label in ((molecule, "tab:green", "molecule"), (~molecule, "tab:red", "rejected")):
+            m = inside & mask
+            ax.scatter(
+                x[m], y[m], s=30, facecolors="none", edgecolors=colour, linewidths=1.0, label=f"{label} ({m.sum()})"
+            )
+        ax.legend(loc="upper right", fontsize="small")
+        ax.set_xlim(x0 - 0.5, x1 - 0.5)
+        ax.set_ylim(y1 - 0.5, y0 - 0.5)
+        ax.set_title(f"{points_key} on {image_key}")
+        ax.set_xlabel("x (px)")
+        ax.set_ylabel("y (px)")
+    fig.tight_layout()
+    _save(fig, save, dpi)
+    return axes
+
+
+def _brightness_histogram(ax: Axes, decision: dict[str, Any], *, title: str) -> None:
+    hist = decision.get("histogram") or {}
+    edges = np.asarray(hist.get("edges", []), dtype=float)
+    if edges.size < 2:
+        ax.text(0.5, 0.5, "no detection with a positive amplitude", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title)
+        return
+    widths = np.diff(edges)
+    kept = np.asarray(hist["molecule"], dtype=float)
+    rejected = np.asarray(hist["rejected"], dtype=float)
+    ax.bar(
+        edges[:-1],
+        kept,
+        width=widths,
+        align="edge",
+        color="tab:green",
+        alpha=0.7,
+        label=f"molecules ({kept.sum():.0f})",
+    )
+    ax.bar(
+        edges[:-1],
+        rejected,
+        width=widths,
+        bottom=kept,
+        align="edge",
+        color="tab:red",
+        alpha=0.7,
+        label=f"rejected ({rejected.sum():.0f})",
+    )
+    means, sds, weights = (np.asarray(decision.get(k) or [], dtype=float) for k in ("means", "sds", "weights"))
+    if means.size:
+        # Gaussians on the natural log of the amplitude, as expected counts per (log-spaced) bin
+        grid = np.geomspace(edges[0], edges[-1], 400)
+        log_step = float(np.mean(np.diff(np.log(edges))))
+        total = kept.sum() + rejected.sum()
+        for m, sd, w in zip(means, sds, weights, strict=True):
+            density = w * np.exp(-0.5 * ((np.log(grid) - m) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+            ax.plot(grid, total * log_step * density, color="0.2", lw=1.2)
+    if decision.get("cut") is not None:
+        ax.axvline(decision["cut"], color="k", ls="--", lw=1.2, label=f"cut {decision['cut']:.4g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("amplitude above local background (raw units)")
+    ax.set_ylabel("detections")
+    ax.set_title(title)
+    ax.legend(fontsize="small")

@@ -297,6 +297,8 @@ def assign_spots(
         The data.
     points_key
         Key of the spots in :attr:`spatialdata.SpatialData.points` (columns ``x``, ``y`` and ``feature_key``).
+        Rows with ``molecule=False`` (dim puncta kept by ``detect_spots(keep_rejected=True)``) get their cell and
+        compartment but are not counted.
     labels_key
         Key of the 2D cell label image in :attr:`spatialdata.SpatialData.labels` (``0`` = background).
     nuclei_key
@@ -409,7 +411,9 @@ def assign_spots(
         cat = feature if isinstance(feature.dtype, pd.CategoricalDtype) else feature.astype(str).astype("category")
         genes = pd.Index(cat.cat.categories.astype(str))
         gene_codes = cat.cat.codes.to_numpy().astype(np.int64)
-    in_cell = (spot_cell > 0) & (gene_codes >= 0)
+    # detections that `detect_spots(keep_rejected=True)` flagged as not molecules keep their cell, but do not count
+    counted = df["molecule"].to_numpy(dtype=bool) if "molecule" in df.columns else np.ones(len(df), dtype=bool)
+    in_cell = (spot_cell > 0) & (gene_codes >= 0) & counted
     cell_row = np.searchsorted(cell_ids, spot_cell[in_cell])
 
     def _counts(mask: np.ndarray) -> sparse.csr_matrix:

@@ -245,6 +245,8 @@ def sector_enrichment(
     # spot counts per sector
     df = points.compute()
     keep = (df["compartment"] == "cytoplasm").to_numpy()
+    if "molecule" in df.columns:  # rejected dim puncta kept by `detect_spots(keep_rejected=True)` do not count
+        keep = keep & df["molecule"].to_numpy(dtype=bool)
     if genes is not None:
         keep = keep & df[feature_key].astype(str).isin(genes).to_numpy()
     df = df.loc[keep]

@@ -31,8 +31,9 @@ bandwidth), and removes everything below the cut only when all of these hold:
   decade;
 * a minority above the cut needs a margin: when fewer than half of the detections lie above it, they might be
   clusters over single molecules (clusters are always fewer than single molecules; a population of clusters of 2–5
-  molecules sits at about 3.5× the single molecules), so the ratio must be ``minority_margin`` (4/3) times larger
-  (4) and the spread that many times smaller (1.5).
+  molecules has modes at 2, 3, 4 and 5× the single molecules, and a cut between its modes leaves the upper ones
+  about 4× brighter), so the ratio must be ``minority_margin`` (1.5) times larger (4.5) and the spread that many
+  times smaller (1.33).
 
 Detections below the cut, and detections with a non-positive amplitude, are not molecules; NaN amplitudes are kept.
 A single population, a broad continuum, or overlapping populations are left untouched. The ratio, share and spread
@@ -41,10 +42,10 @@ puncta nor a broad molecule population is Gaussian), and must pass both at the c
 two-Gaussian density, so that a cut that slid into the sparse tail of a cluster population cannot make a minority
 look far apart.
 
-Known limit: a sizeable population of clusters (more than 5 % of the spots) that is 4× or more brighter than the
-single molecules and not much broader, looks like molecules above dim puncta;
-for such images set ``min_amplitude`` of :func:`deepspot_sd.tl.detect_spots` by hand (or ``None``), and check the
-decision with :func:`deepspot_sd.pl.spot_brightness`.
+Known limit: a sizeable population of clusters (more than 5 % of the spots) that is 4.5× or more brighter than
+the single molecules and not much broader (or a majority of clusters 3× brighter) looks like molecules above dim
+puncta; for such images set ``min_amplitude`` of :func:`deepspot_sd.tl.detect_spots` by hand (or ``None``), and
+check the decision with :func:`deepspot_sd.pl.spot_brightness`.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ __all__ = ["PopulationSplit", "split_populations"]
 MIN_SPOTS = 10
 MIN_DELTA_BIC = 10.0
 MIN_RATIO = 3.0
-MINORITY_MARGIN = 4.0 / 3.0
+MINORITY_MARGIN = 1.5
 MIN_BRIGHT_SHARE = 0.05
 MAX_SPREAD_RATIO = 2.0
 
@@ -80,9 +81,9 @@ class PopulationSplit:
     reason
         One line saying what was decided and why.
     n_components
-        1 or 2: the number of brightness populations found (0 when not modelled).
+        1 or 2: the number of brightness populations that BIC prefers (0 when not modelled).
     means, sds, weights
-        The two-population model on the natural log of the amplitude, dimmest first (empty when not modelled).
+        That model's Gaussians on the natural log of the amplitude, dimmest first (empty when not modelled).
     delta_bic
         ``BIC(1 population) - BIC(2 populations)`` (NaN when not modelled).
     ratio
@@ -216,7 +217,11 @@ def split_populations(
             failed += [f for f in side_failed if f not in failed]
             ratio = side_ratio if i == i_data else ratio
     if failed:
-        model = model if model["delta_bic"] > min_delta_bic else {**model, "n_components": 1}
+        if model["delta_bic"] <= min_delta_bic:  # report the one-population model
+            model.update(
+                n_components=1, means=(float(one.means_[0, 0]),), sds=(float(np.sqrt(one.covariances_.ravel()[0])),)
+            )
+            model["weights"] = (1.0,)
         return PopulationSplit(keep_all, None, f"One molecule population ({', '.join(failed)}); all {n} kept.", **model)
     keep = ~(amplitude < cut)  # NaN amplitudes are kept
     removed = n - int(np.count_nonzero(keep))
