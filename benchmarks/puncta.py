@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limit_threads(args.threads)
     model, label = load_enhancement_model(args.model)
-    label = label.split(":")[0]
+    label = label.split(":")[0]  # "shipped model `deepspot_v1`"
 
     t_run = time.perf_counter()
     rows = []
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         recall=("recall", "mean"),
         f1_no_decision=("f1_no_decision", "mean"),
         split=("split", "mean"),
-        images=("f1", "size"),
+        images=("image", "size"),
     )
     per_ratio = df.groupby("ratio").agg(f1=("f1", "mean"), f1_no_decision=("f1_no_decision", "mean"))
     clean = df[df.ratio == 0]
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for (ratio, density), r in cells.iterrows():
         lines.append(
-            f"| {ratio:g} | {density} | {r.images} | **{r.f1:.3f}** | {r.precision:.3f} | {r.recall:.3f} | "
+            f"| {ratio:g} | {density} | {int(r.images)} | **{r.f1:.3f}** | {r.precision:.3f} | {r.recall:.3f} | "
             f"{r.f1_no_decision:.3f} | {100 * r.split:.0f} % |"
         )
     for ratio, r in per_ratio.iterrows():
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     date = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     text = "\n".join(
         [
-            f"Molecules among dim puncta (simulated, seed {TEST_SEED}; model `{label}`): molecules of SNR 10–40, "
+            f"Molecules among dim puncta (simulated, seed {TEST_SEED}; {label}): molecules of SNR 10–40, "
             "`ratio x n` dim puncta with a peak of 0.03–0.3 of the molecules' and, where there are puncta, `n / 4` "
             "out-of-focus molecules; only the molecules count. k-d tree matching at 3 px, means over images. "
             '"Images split": share of the images where the decision found a separate dim population.',

@@ -44,6 +44,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--real-images", nargs="*", type=Path, default=[], help="real images for hybrid backgrounds")
     p.add_argument("--real-fraction", type=float, default=0.0, help="fraction of images on real backgrounds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config field")
+    p.add_argument(
+        "--simulate",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override a drawn simulate_image argument of every training image, e.g. puncta_per_spot=[0,3]",
+    )
     p.add_argument("--export", type=Path, default=None, help="export the checkpoint in --out to this model folder")
     p.add_argument("--export-which", choices=("best", "last"), default="best")
     p.add_argument("--name", default=None, help="model name of the export (default: the folder's name)")
@@ -70,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         config = models.ModelConfig.from_json(args.config)
         config = config.replace(**overrides) if overrides else config
+    simulation_overrides = {}
+    for item in args.simulate:
+        key, _, value = item.partition("=")
+        simulation_overrides[key] = json.loads(value)
     backgrounds = models.load_real_backgrounds(args.real_images) if args.real_images else ()
     history = models.train(
         config,
@@ -89,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         prefetch=args.prefetch,
         backgrounds=backgrounds,
         real_fraction=args.real_fraction,
+        simulation_overrides=simulation_overrides,
         patch_size=args.patch_size,
         workers=args.workers,
         max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,

@@ -278,3 +278,14 @@ def test_rejected_detections_are_not_counted_per_cell():
     table = sdata.tables["molecules"]
     sector_total = np.asarray(table.obsm["sector_counts"]).sum(axis=1)
     np.testing.assert_array_equal(sector_total, table.obs["n_spots_cytoplasm"].to_numpy())
+
+
+def test_puncta_per_spot_draws_relative_counts():
+    base = dsd.datasets.simulate_image((96, 96), n_spots=20, seed=1)
+    sim = dsd.datasets.simulate_image((96, 96), n_spots=20, puncta_per_spot=1.5, out_of_focus_per_spot=0.25, seed=1)
+    assert len(sim.puncta) == 30 + 5
+    np.testing.assert_array_equal(sim.spots, base.spots)
+    drawn = dsd.datasets.simulate_image((96, 96), n_spots=20, puncta_per_spot=(0.0, 3.0), seed=2)
+    assert 0 <= len(drawn.puncta) <= 60
+    with pytest.raises(ValueError, match="puncta_per_spot"):
+        dsd.datasets.simulate_image((32, 32), n_spots=2, puncta_per_spot=(2.0, 1.0), seed=0)

@@ -410,6 +410,8 @@ def simulate_image(
     puncta_sigma_scale: tuple[float, float] = (1.0, 1.5),
     n_out_of_focus: int = 0,
     out_of_focus_sigma_scale: tuple[float, float] = (2.0, 3.0),
+    puncta_per_spot: float | tuple[float, float] = 0.0,
+    out_of_focus_per_spot: float | tuple[float, float] = 0.0,
     seed: int | np.random.Generator | None = None,
 ) -> SimulatedImage:
     """Simulate one smFISH image with exact spot centres and its enhancement target (design.md §1).
@@ -467,6 +469,10 @@ def simulate_image(
         Number of out-of-focus molecules (not counted; module notes).
     out_of_focus_sigma_scale
         Range of their PSF widening; their peak is an in-focus peak divided by the square of the widening.
+    puncta_per_spot, out_of_focus_per_spot
+        More dim puncta / out-of-focus molecules, relative to ``n_spots``: ``round(r * n_spots)`` are added to
+        ``n_puncta`` / ``n_out_of_focus``, ``r`` a number or drawn uniformly from a ``(low, high)`` range per image
+        (for training data: none to several times the molecules). No random draw is made when both are 0.
     seed
         Seed or generator; the same seed gives the same image.
 
@@ -536,6 +542,8 @@ def simulate_image(
         snr = heights / noise_std
 
     clean = background + render_spots(shape, spots, heights, sigmas)
+    n_puncta += _per_spot(puncta_per_spot, n_spots, rng, "puncta_per_spot")
+    n_out_of_focus += _per_spot(out_of_focus_per_spot, n_spots, rng, "out_of_focus_per_spot")
     puncta = np.zeros((0, 2))
     if n_puncta or n_out_of_focus:
         puncta, puncta_heights, puncta_sigmas = _dim_puncta(
@@ -568,6 +576,16 @@ def simulate_image(
         "n_out_of_focus": n_out_of_focus,
     }
     return SimulatedImage(image, target, spots, heights, sigmas, snr, background, noise_std, params, puncta)
+
+
+def _per_spot(ratio: float | tuple[float, float], n_spots: int, rng: np.random.Generator, name: str) -> int:
+    """``round(r * n_spots)`` for a ratio ``r`` or a ``(low, high)`` range drawn from (only when it is not 0)."""
+    bounds = (float(ratio), float(ratio)) if np.isscalar(ratio) else tuple(float(v) for v in ratio)
+    if len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"Parameter {name} should be >= 0 or a (low, high) range with 0 <= low <= high, got {ratio}.")
+    if bounds[1] == 0:
+        return 0
+    return int(round(float(_uniform(rng, bounds)) * n_spots))
 
 
 def _typical_height(
