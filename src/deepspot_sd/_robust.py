@@ -174,9 +174,12 @@ class IntegerHistogram:
     def add(self, values: np.ndarray) -> None:
         """Count the values of an integer array (all within the histogram's range)."""
         values = values.ravel()
+        if 0 < self.offset <= MAX_HISTOGRAM_RANGE and values.dtype.kind == "u":  # count from 0, cheaper than a shift
+            self.counts += np.bincount(values, minlength=self.offset + self.counts.size)[self.offset :]
+            return
         if self.offset:
             values = np.subtract(values, self.offset, dtype=np.int64)
-        self.counts += np.bincount(values, minlength=self.counts.size)[: self.counts.size]
+        self.counts += np.bincount(values, minlength=self.counts.size)
 
     def distinct(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the sorted distinct values (float64) and their counts."""
