@@ -3,10 +3,12 @@
 One run reports:
 
 1. **Throughput** on one ``N x N`` wound-healing image read from zarr (default ``N = 4096``): ``dsd.tl.enhance`` end
-   to end (read from zarr, normalise, tiled enhancement, write the enhanced element into the store) versus the bare
-   network (:meth:`~deepspot_sd.models.EnhancementModel.predict_tile` on batches of 256 x 256 tiles covering ``N²``
-   pixels), both in MPix/s, and their ratio per *output* pixel (includes the tiling overlap: every tile keeps only its
-   central ``tile - 2 * overlap`` px) and per *network* pixel (pure pipeline overhead). The same image is also
+   to end with its defaults (read from zarr, normalise, automatic tiles of at most 1024 px on the runtime it chooses,
+   ONNX Runtime on a CPU; the enhanced element written into the store) versus the bare network (the same runtime on
+   tiles of the same size covering ``N²`` pixels), both in MPix/s, and their ratio per *output* pixel (includes the
+   tiling overlap: every tile keeps only its central ``tile - 2 * overlap`` px) and per *network* pixel (pure
+   pipeline overhead); and ``enhance(..., tile_size=256)``, the former default, with the largest difference of its
+   result from the default's. The same image is also
    detected with ``dsd.tl.detect_spots`` and with the peers of the accuracy benchmark (``benchmarks/peers.py``:
    Big-FISH with its automatic threshold, U-FISH; optional), which get the raw image as one numpy array (U-FISH, which
    runs the whole array through its network at about 0.8 kB per pixel, its top-left 2048² crop by default).
@@ -16,14 +18,19 @@ One run reports:
    size would take tens of minutes on a CPU with the real network, so by default it runs with an *identity stand-in*
    (``--memory-model identity``): an :class:`~deepspot_sd.models.EnhancementModel` whose network is a single 3 x 3
    convolution initialised to the identity, with the real model's config (tiles, overlap, normalisation,
-   threshold); the pipeline and its memory behaviour are exercised, the network cost is not. The small size is run
-   with both the real network and the stand-in.
+   threshold), run on TensorFlow (it has no ONNX export); the pipeline and its memory behaviour are exercised, the
+   network cost is not. The small size is run with both the real network and the stand-in.
 3. **Distributed**: the same pipeline on a ``dask.distributed`` ``LocalCluster`` (2 worker processes, 1 thread each,
-   TensorFlow limited to 1 thread per worker) versus the local threaded scheduler (TensorFlow's default threads) on
-   the same image: spot counts, F1 of matching the two spot sets (k-d tree, radius 1 px), whether they are
-   identical, the largest difference of the two enhanced images, and the wall time of each. TensorFlow's float32
-   results depend on its thread count in the last bits, so the enhanced images may differ by ~1e-5 and the refined
-   spot positions by a tiny amount; with ``--threads 1`` (1 TensorFlow thread everywhere) they are bitwise equal.
+   the network's runtime limited to 1 thread per worker) versus the local threaded scheduler (the runtime's default
+   threads) on the same image: spot counts, F1 of matching the two spot sets (k-d tree, radius 1 px), whether they
+   are identical, the largest difference of the two enhanced images, and the wall time of each. Float32 network
+   results depend on the thread count in the last bits, so the enhanced images may differ by ~1e-5 and the refined
+   spot positions by a tiny amount; with ``--threads 1`` (1 thread everywhere) they are bitwise equal.
+
+Scenes: ``--scene wound_healing`` (default) writes :func:`deepspot_sd.datasets.wound_healing` (all elements; the
+16384² scene takes about 45 min to generate and write on 2 cores); ``--scene tiles`` writes only the smFISH image,
+each chunk an independent :func:`deepspot_sd.datasets.simulate_image` (uint16, 1900 spots / MPix, a seed per chunk),
+in a few minutes at 16384²: the same pipeline and memory behaviour, no true spots or cells.
 
 Run from the repository root::
 
@@ -31,6 +38,7 @@ Run from the repository root::
     python benchmarks/scale.py                             # full run: 4096² and 16384², writes docs/benchmarks.md
                                                            # (estimated 25-30 min on 2 cores: the 16384² scene
                                                            #  alone takes ~10 min to generate and write)
+    python benchmarks/scale.py --scene tiles --peers none  # 4096² and 16384² on the quick scene, ~15 min
     python benchmarks/scale.py --malloc-mmap-threshold 131072   # memory cases without glibc heap fragmentation
     python benchmarks/scale.py --model /tmp/dsd_dev_model  # a model folder instead of the shipped model
 
@@ -66,6 +74,8 @@ from dask.callbacks import Callback
 
 BATCH = 8
 CHUNK = 1024
+#: Spots per MPix of the ``tiles`` scene (about the wound-healing density).
+TILES_SPOTS_PER_MPIX = 1900
 SEED = 0
 RESULT_PREFIX = "RESULT "
 MATCH_RADIUS_PX = 1.0
@@ -180,13 +190,51 @@ def resolve_model_spec(spec: str, workdir: Path) -> tuple[str, str]:
     )
 
 
-def network_tiles(size: int, chunk: int, config: Any) -> int:
+def enhance_tiles(size: int, config: Any, tile_size: int | None = None) -> int:
+    """Tile side ``dsd.tl.enhance`` uses on a ``size x size`` image (``tile_size=None``: the automatic one)."""
+    from deepspot_sd.tl._enhance import _tiles_for
+
+    return _tiles_for((size, size), config, tile_size)[0]
+
+
+def network_tiles(size: int, chunk: int, config: Any, tile_size: int | None = None) -> int:
     """Number of network tiles ``dsd.tl.enhance`` runs on a ``size x size`` image with ``chunk`` px input chunks."""
     from deepspot_sd.tl._enhance import _axis_chunks
 
-    step = config.tile_size - 2 * config.overlap
+    step = enhance_tiles(size, config, tile_size) - 2 * config.overlap
     per_axis = sum(math.ceil(c / step) for c in _axis_chunks(size, chunk, step, config.overlap))
     return per_axis * per_axis
+
+
+def runtime_network(model: Any) -> tuple[str, Any]:
+    """``(runtime, network)`` that ``dsd.tl.enhance`` chooses for ``model`` (``runtime="auto"``)."""
+    from deepspot_sd.tl._enhance import _choose_runtime, _network
+
+    runtime = _choose_runtime("auto", model)
+    return runtime, _network(model, runtime)
+
+
+def tiles_scene(size: int, chunk: int) -> Any:
+    """A SpatialData object with one lazy uint16 ``smfish`` image: every chunk an independent simulated image."""
+    import dask.array as da
+    from spatialdata import SpatialData
+    from spatialdata.models import Image2DModel
+
+    import deepspot_sd as dsd
+
+    def block(block_info: Any = None) -> np.ndarray:
+        info = block_info[None]
+        _, (y0, y1), (x0, x1) = info["array-location"]
+        shape = (y1 - y0, x1 - x0)
+        n_spots = max(1, round(TILES_SPOTS_PER_MPIX * shape[0] * shape[1] / 1e6))
+        seed = SEED + 1 + info["chunk-location"][1] * 100_003 + info["chunk-location"][2]
+        sim = dsd.datasets.simulate_image(shape, n_spots=n_spots, seed=seed)
+        return np.clip(np.round(sim.image), 0, np.iinfo(np.uint16).max).astype(np.uint16)[None]
+
+    chunks = ((1,), *(tuple(min(chunk, size - i) for i in range(0, size, chunk)),) * 2)
+    image = da.map_blocks(block, chunks=chunks, dtype=np.uint16, meta=np.empty((0, 0, 0), np.uint16))
+    element = Image2DModel.parse(image, dims=("c", "y", "x"), c_coords=["smfish"])
+    return SpatialData(images={"smfish": element})
 
 
 def spot_rows_cols(points: Any) -> np.ndarray:
@@ -205,7 +253,10 @@ def case_write(args: argparse.Namespace) -> None:
     if store.exists():
         shutil.rmtree(store)
     t0 = time.perf_counter()
-    sdata = dsd.datasets.wound_healing((args.size, args.size), chunks=args.chunk, seed=SEED)
+    if args.scene == "tiles":
+        sdata = tiles_scene(args.size, args.chunk)
+    else:
+        sdata = dsd.datasets.wound_healing((args.size, args.size), chunks=args.chunk, seed=SEED)
     t_layout = time.perf_counter() - t0
     baseline = max_rss_mib()
     sdata.write(store)
@@ -217,7 +268,7 @@ def case_write(args: argparse.Namespace) -> None:
             "chunk": args.chunk,
             "wall_s": wall,
             "layout_s": t_layout,
-            "n_true_spots": len(sdata.points["true_spots"]),
+            "n_true_spots": len(sdata.points["true_spots"]) if "true_spots" in sdata.points else None,
             "elements": sorted([*sdata.images, *sdata.labels, *sdata.points, *sdata.shapes, *sdata.tables]),
             "baseline_rss_mib": baseline,
         }
@@ -226,25 +277,25 @@ def case_write(args: argparse.Namespace) -> None:
 
 def case_throughput(args: argparse.Namespace) -> None:
     """Bare network vs. ``dsd.tl.enhance`` end to end, then ``dsd.tl.detect_spots``, on one image from zarr."""
-    import tensorflow as tf
     from spatialdata import read_zarr
 
     import deepspot_sd as dsd
+    from deepspot_sd.tl._enhance import _predict_tiles
 
     model = load_enhancement_model(args.model)
     config = model.config
-    tile = config.tile_size
+    runtime, net = runtime_network(model)
+    tile = enhance_tiles(args.size, config)
     n_px = args.size * args.size
     n_bare = math.ceil(n_px / (tile * tile))
     n_net = network_tiles(args.size, args.chunk, config)
     rng = np.random.default_rng(SEED)
     tiles = rng.normal(100.0, 10.0, size=(n_bare, tile, tile)).clip(0, 255).astype(np.float32)
-    for _ in range(2):  # compile the prediction function for this batch shape (shared with enhance)
-        model.predict_tile(tiles[:BATCH], batch_size=BATCH)
+    _predict_tiles(net, tiles[:1], batch_size=None)  # warm-up: session, buffers of this tile shape
 
     def bare() -> float:
         t = time.perf_counter()
-        out = model.predict_tile(tiles, batch_size=BATCH)
+        out = _predict_tiles(net, tiles, batch_size=None)
         dt = time.perf_counter() - t
         if out.shape != tiles.shape:
             raise RuntimeError(f"Unexpected output shape {out.shape}.")
@@ -254,23 +305,17 @@ def case_throughput(args: argparse.Namespace) -> None:
     sdata = read_zarr(args.store)
     key = "smfish_enhanced_throughput"
     t = time.perf_counter()
-    dsd.tl.enhance(sdata, "smfish", model=model, batch_size=BATCH, key_added=key, show_progress_bar=False)
+    dsd.tl.enhance(sdata, "smfish", model=model, key_added=key, show_progress_bar=False)
     t_enhance = time.perf_counter() - t
-    # the same with tiles twice as large (and the same overlap): less overlap overhead, the same result
-    big = 2 * tile
-    key_big = f"{key}_t{big}"
+    # the former default: fixed tiles of the model config (256 px), the same overlap; the same result
+    fixed = config.tile_size
+    key_fixed = f"{key}_t{fixed}"
     t = time.perf_counter()
     dsd.tl.enhance(
-        sdata,
-        "smfish",
-        model=model,
-        tile_size=big,
-        batch_size=max(1, BATCH // 4),
-        key_added=key_big,
-        show_progress_bar=False,
+        sdata, "smfish", model=model, tile_size=fixed, batch_size=BATCH, key_added=key_fixed, show_progress_bar=False
     )
-    t_enhance_big = time.perf_counter() - t
-    big_diff = float(abs(sdata.images[key_big] - sdata.images[key]).max().compute())
+    t_enhance_fixed = time.perf_counter() - t
+    fixed_diff = float(abs(sdata.images[key_fixed] - sdata.images[key]).max().compute())
     bare_after = bare()
     t = time.perf_counter()
     dsd.tl.detect_spots(sdata, key, show_progress_bar=False)
@@ -282,22 +327,41 @@ def case_throughput(args: argparse.Namespace) -> None:
             "size": args.size,
             "chunk": args.chunk,
             "tile": tile,
+            "runtime": runtime,
+            "runtime_version": runtime_version(runtime),
             "overlap": config.overlap,
             "n_tiles_bare": n_bare,
             "n_tiles_enhance": n_net,
             "bare_s": [bare_before, bare_after],
             "enhance_s": t_enhance,
-            "big_tile": big,
-            "n_tiles_enhance_big": network_tiles(args.size, args.chunk, config.replace(tile_size=big)),
-            "enhance_big_s": t_enhance_big,
-            "big_max_diff": big_diff,
+            "fixed_tile": fixed,
+            "n_tiles_enhance_fixed": network_tiles(args.size, args.chunk, config, fixed),
+            "enhance_fixed_s": t_enhance_fixed,
+            "fixed_max_diff": fixed_diff,
             "detect_s": t_detect,
             "n_spots": n_spots,
-            "n_true_spots": len(sdata.points["true_spots"]),
-            "tensorflow": tf.__version__,
-            "gpus": len(tf.config.list_physical_devices("GPU")),
+            "n_true_spots": len(sdata.points["true_spots"]) if "true_spots" in sdata.points else None,
+            "gpus": gpu_count(),
         }
     )
+
+
+def runtime_version(runtime: str) -> str:
+    """``"ONNX Runtime x.y.z"`` or ``"TensorFlow x.y.z"``."""
+    if runtime == "onnx":
+        import onnxruntime
+
+        return f"ONNX Runtime {onnxruntime.__version__}"
+    import tensorflow as tf
+
+    return f"TensorFlow {tf.__version__}"
+
+
+def gpu_count() -> int:
+    """GPUs TensorFlow sees."""
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
 
 
 def case_peer(args: argparse.Namespace) -> None:
@@ -344,15 +408,18 @@ def case_memory(args: argparse.Namespace) -> None:
         model = load_enhancement_model(args.model)
     else:
         model = identity_standin(ModelConfig.from_json(model_folder(args.model) / "config.json"))
-    tile = model.config.tile_size
-    model.predict_tile(np.full((BATCH, tile, tile), 100.0, np.float32), batch_size=BATCH)  # warm-up
+    from deepspot_sd.tl._enhance import _predict_tiles
+
+    runtime, net = runtime_network(model)
+    tile = enhance_tiles(args.size, model.config)
+    _predict_tiles(net, np.full((1, tile, tile), 100.0, np.float32), batch_size=None)  # warm-up: one tile
     baseline = max_rss_mib()
     t0 = time.perf_counter()
     sdata = read_zarr(args.store)
     key = f"smfish_enhanced_mem_{args.memory_model}"
     held = HeldArrays()
     with held:
-        dsd.tl.enhance(sdata, "smfish", model=model, batch_size=BATCH, key_added=key, show_progress_bar=False)
+        dsd.tl.enhance(sdata, "smfish", model=model, key_added=key, show_progress_bar=False)
     t_enhance = time.perf_counter() - t0
     rss_enhance = max_rss_mib()
     t = time.perf_counter()
@@ -365,6 +432,8 @@ def case_memory(args: argparse.Namespace) -> None:
             "size": args.size,
             "chunk": args.chunk,
             "memory_model": args.memory_model,
+            "runtime": runtime,
+            "tile": tile,
             "wall_s": time.perf_counter() - t0,
             "enhance_s": t_enhance,
             "detect_s": t_detect,
@@ -381,7 +450,7 @@ def _pipeline(sdata: Any, model: str, key: str) -> tuple[float, Any]:
     import deepspot_sd as dsd
 
     t = time.perf_counter()
-    dsd.tl.enhance(sdata, "smfish", model=model, batch_size=BATCH, key_added=key, show_progress_bar=False)
+    dsd.tl.enhance(sdata, "smfish", model=model, key_added=key, show_progress_bar=False)
     dsd.tl.detect_spots(sdata, key, show_progress_bar=False)
     spots = spot_rows_cols(sdata.points[f"{key}_spots"])
     return time.perf_counter() - t, spots
@@ -427,7 +496,7 @@ def case_distributed(args: argparse.Namespace) -> None:
             "n_spots_distributed": len(spots_dist),
             "f1": float(match.f1),
             "identical": identical,
-            "worker_tf_threads": int(threads),
+            "worker_threads": int(threads),
             "max_shift_px": float(np.max(match.distances)) if len(match.distances) else 0.0,
             "max_abs_diff_enhanced": float(np.max(np.abs(a - b))) if a.size else 0.0,
         }
@@ -450,7 +519,7 @@ CASES = {
 def run_case(case: str, args: argparse.Namespace, **options: Any) -> dict[str, Any]:
     """Run one case in a fresh subprocess; return its result (``{"error": ...}`` if it failed)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--case", case, "--model", args.model_spec]
-    cmd += ["--chunk", str(args.chunk)]
+    cmd += ["--chunk", str(args.chunk), "--scene", args.scene]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
     for name, value in options.items():
@@ -488,36 +557,39 @@ def throughput_table(r: dict[str, Any], peers: list[dict[str, Any]]) -> str:
     ratio_out = t_enh / (t_bare_per_tile * n_px / (tile * tile))
     ratio_net = t_enh / (t_bare_per_tile * r["n_tiles_enhance"])
     step = tile - 2 * r["overlap"]
-    big, t_big = r["big_tile"], r["enhance_big_s"]
-    ratio_out_big = t_big / (t_bare_per_tile * n_px / (tile * tile))
+    fixed, t_fixed = r["fixed_tile"], r["enhance_fixed_s"]
+    fixed_step = fixed - 2 * r["overlap"]
+    true_spots = "" if r.get("n_true_spots") is None else f"; {r['n_true_spots']} true spots in the full image"
     lines = [
-        f"**Throughput** on one {n} x {n} px image ({n_px / 1e6:.1f} MPix, chunks {r['chunk']} px, tiles {tile} px "
-        f"with {r['overlap']} px overlap, batches of {BATCH} tiles).",
+        f"**Throughput** on one {n} x {n} px image ({n_px / 1e6:.1f} MPix, chunks {r['chunk']} px): `dsd.tl.enhance` "
+        f"with its defaults (automatic tiles: {tile} px on this image, {r['overlap']} px overlap; "
+        f"{r['runtime_version']}).",
         "",
         "| what | network tiles | time (s) | MPix/s per output pixel | MPix/s per network pixel |",
         "|:---|---:|---:|---:|---:|",
-        f"| bare network: `EnhancementModel.predict_tile` on {r['n_tiles_bare']} tiles of {tile}² (= {n}² px; "
+        f"| bare network ({r['runtime_version']}) on {r['n_tiles_bare']} tiles of {tile}² (≈ {n}² px; "
         f"mean of {len(r['bare_s'])} runs: {', '.join(f'{s:.1f}' for s in r['bare_s'])} s) | {r['n_tiles_bare']} | "
         f"{t_bare:.1f} | {_mpix(bare_px, t_bare):.2f} | {_mpix(bare_px, t_bare):.2f} |",
-        f"| `dsd.tl.enhance` end to end (read zarr, normalise, tiled network, write zarr) | {r['n_tiles_enhance']} | "
-        f"{t_enh:.1f} | **{_mpix(n_px, t_enh):.2f}** | {_mpix(net_px, t_enh):.2f} |",
-        f"| `dsd.tl.enhance(..., tile_size={big})`, the same overlap (largest difference from the {tile}-px result: "
-        f"{r['big_max_diff']:.1e}) | {r['n_tiles_enhance_big']} of {big}² | {t_big:.1f} | {_mpix(n_px, t_big):.2f} | "
-        f"{_mpix(r['n_tiles_enhance_big'] * big * big, t_big):.2f} |",
+        f"| `dsd.tl.enhance` end to end, defaults (read zarr, normalise, tiled network, write zarr) | "
+        f"{r['n_tiles_enhance']} of {tile}² | {t_enh:.1f} | **{_mpix(n_px, t_enh):.2f}** | "
+        f"{_mpix(net_px, t_enh):.2f} |",
+        f"| `dsd.tl.enhance(..., tile_size={fixed}, batch_size={BATCH})`, the former default (largest difference "
+        f"from the default's result: {r['fixed_max_diff']:.1e}) | {r['n_tiles_enhance_fixed']} of {fixed}² | "
+        f"{t_fixed:.1f} | {_mpix(n_px, t_fixed):.2f} | "
+        f"{_mpix(r['n_tiles_enhance_fixed'] * fixed * fixed, t_fixed):.2f} |",
         "",
         f"- Ratio per **output pixel** (enhance time / bare-network time for {n}² px): **{ratio_out:.2f}x**. This "
         f"includes the tiling overlap: each tile keeps its central {step}² px, so `enhance` runs the network on "
-        f"{r['n_tiles_enhance']} tiles instead of {r['n_tiles_bare']} ({r['n_tiles_enhance'] / r['n_tiles_bare']:.2f}x "
-        f"the network work; ({tile}/{step})² = {(tile / step) ** 2:.2f}x without edge rounding). The overlap is "
-        f"what keeps the result free of seams (see the seams benchmark); with {big}-px tiles the same overlap costs "
-        f"({big}/{big - 2 * r['overlap']})² = {(big / (big - 2 * r['overlap'])) ** 2:.2f}x and the ratio per output "
-        f"pixel is {ratio_out_big:.2f}x.",
+        f"{r['n_tiles_enhance']} tiles of {tile}² ({net_px / n_px:.2f}x the output area; ({tile}/{step})² = "
+        f"{(tile / step) ** 2:.2f}x without edge rounding). The overlap is what keeps the result free of seams (see "
+        f"the seams benchmark); with the former {fixed}-px tiles it costs ({fixed}/{fixed_step})² = "
+        f"{(fixed / fixed_step) ** 2:.2f}x ({r['n_tiles_enhance_fixed'] * fixed * fixed / n_px:.2f}x here) and "
+        f"`enhance` took {t_fixed / t_enh:.2f}x the default's time.",
         f"- Ratio per **network pixel** (enhance time / bare-network time for the same {r['n_tiles_enhance']} tiles): "
         f"**{ratio_net:.2f}x**, the pipeline's own overhead (reading, normalisation, tile cutting, writing); goal "
         f"<= 1.25x: **{'PASS' if ratio_net <= 1.25 else 'FAIL'}**.",
         "",
-        f"**Detection on the same image** (the peers get the raw image as one numpy array; "
-        f"{r['n_true_spots']} true spots in the full image).",
+        f"**Detection on the same image** (the peers get the raw image as one numpy array{true_spots}).",
         "",
         "| method | image | time (s) | MPix/s | spots |",
         "|:---|---:|---:|---:|---:|",
@@ -565,7 +637,8 @@ def memory_table(
         lines.append(
             f"| generate scene lazily + `sdata.write` ({len(w['elements'])} elements) | {w['size']}² | — | "
             f"{w['wall_s']:.0f} | {w['baseline_rss_mib']:.0f} | — | {w['max_rss_mib']:.0f} | "
-            f"{w['max_rss_mib'] - w['baseline_rss_mib']:.0f} | — | — | {w['n_true_spots']} true |"
+            f"{w['max_rss_mib'] - w['baseline_rss_mib']:.0f} | — | — | "
+            f"{'—' if w.get('n_true_spots') is None else str(w['n_true_spots']) + ' true'} |"
         )
     for r in runs:
         if "error" in r:
@@ -574,6 +647,7 @@ def memory_table(
             )
             continue
         net = "real" if r["memory_model"] == "real" else "identity stand-in"
+        net += f" ({'ONNX Runtime' if r.get('runtime') == 'onnx' else 'TensorFlow'}, tiles {r.get('tile', '?')} px)"
         lines.append(
             f"| `read_zarr` → `enhance` (to zarr) → `detect_spots` | {r['size']}² | {net} | {r['wall_s']:.0f} | "
             f"{r['baseline_rss_mib']:.0f} | {r['after_enhance_rss_mib']:.0f} | {r['max_rss_mib']:.0f} | "
@@ -615,8 +689,9 @@ def memory_table(
     if any(r["memory_model"] == "identity" for r in ok):
         lines.append(
             "- *Identity stand-in*: a 1-layer 3 x 3 convolution set to the identity with the real model's config "
-            "(tiles, overlap, normalisation, threshold), so the pipeline's data flow and memory are exercised without "
-            "the network's cost; its spots are local maxima >= threshold of the normalised raw image."
+            "(tiles, overlap, normalisation, threshold), run on TensorFlow (no ONNX export), so the pipeline's data "
+            "flow and memory are exercised without the network's cost; its spots are local maxima >= threshold of the "
+            "normalised raw image."
         )
     lines.append(
         "- *dask-held peak*: the most bytes of numpy results the local scheduler held between tasks during `enhance` "
@@ -650,16 +725,16 @@ def distributed_table(r: dict[str, Any]) -> str:
             "| scheduler | wall (s) | spots |",
             "|:---|---:|---:|",
             f"| dask threaded (local, default) | {r['threads_s']:.1f} | {r['n_spots_threads']} |",
-            f"| `distributed.LocalCluster`, 2 worker processes x 1 thread (TensorFlow {r['worker_tf_threads']} "
+            f"| `distributed.LocalCluster`, 2 worker processes x 1 thread (network runtime {r['worker_threads']} "
             f"thread(s) each; cluster start {r['cluster_start_s']:.1f} s not included) | {r['distributed_s']:.1f} | "
             f"{r['n_spots_distributed']} |",
             "",
             f"- F1 of matching the two spot sets (k-d tree, radius {MATCH_RADIUS_PX:g} px): **{r['f1']:.4f}**; "
             f"identical coordinates: **{'yes' if r['identical'] else 'no'}** (largest shift of a matched spot "
             f"{r['max_shift_px']:.2g} px); largest difference of the two enhanced images: "
-            f"{r['max_abs_diff_enhanced']:.3g} (0–255 scale). TensorFlow's float32 results depend on its thread "
-            "count in the last bits (local: TensorFlow's default threads; workers: the number above); with "
-            "`--threads 1` (one TensorFlow thread everywhere) the images and spots are bitwise identical.",
+            f"{r['max_abs_diff_enhanced']:.3g} (0–255 scale). The network's float32 results depend on its thread "
+            "count in the last bits (local: the runtime's default threads; workers: the number above); with "
+            "`--threads 1` (one thread everywhere) the images and spots are bitwise identical.",
         ]
     )
 
@@ -679,6 +754,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="set glibc's MALLOC_MMAP_THRESHOLD_ (bytes) for the memory cases (default: glibc's dynamic threshold)",
+    )
+    parser.add_argument(
+        "--scene",
+        choices=("wound_healing", "tiles"),
+        default="wound_healing",
+        help="scenes: the wound-healing scene (default) or the smFISH image only, simulated chunk by chunk (fast)",
     )
     parser.add_argument("--chunk", type=int, default=CHUNK, help=f"chunk size in px of the scenes (default {CHUNK})")
     parser.add_argument("--peers", default="bigfish,ufish", help="comma-separated peers, or 'none'")
@@ -712,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
     args.model_spec, model_description = resolve_model_spec(args.model, workdir)
 
     def store(size: int) -> Path:
-        return workdir / f"wound_healing_{size}_c{args.chunk}.zarr"
+        return workdir / f"{args.scene}_{size}_c{args.chunk}.zarr"
 
     writes = []
     for size in sorted({size_throughput, size_distributed, *sizes_memory}):
@@ -740,16 +821,21 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.perf_counter() - t_run
     gpus = throughput.get("gpus", 0)
+    scene = (
+        f"`dsd.datasets.wound_healing` (seed {SEED})"
+        if args.scene == "wound_healing"
+        else f"the smFISH image only, every chunk an independent `dsd.datasets.simulate_image` (uint16, "
+        f"{TILES_SPOTS_PER_MPIX} spots / MPix; `--scene tiles`)"
+    )
     machine = (
         f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
         f"{'no GPU' if not gpus else f'{gpus} GPU(s)'}, shared with other jobs"
     )
     date = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     parts = [
-        f"Model: {model_description}. Machine: {machine}; TensorFlow {throughput.get('tensorflow', '?')}, threads: "
-        f"{'library defaults' if args.threads is None else args.threads}. Scenes: `dsd.datasets.wound_healing` "
-        f"(seed {SEED}) written to zarr with chunks {args.chunk} px."
-        + (" **Quick run (`--quick`): small sizes.**" if args.quick else ""),
+        f"Model: {model_description}. Machine: {machine}; {throughput.get('runtime_version', '?')}, threads: "
+        f"{'library defaults' if args.threads is None else args.threads}. Scenes: {scene} written to zarr with chunks "
+        f"{args.chunk} px." + (" **Quick run (`--quick`): small sizes.**" if args.quick else ""),
         "",
         throughput_table(throughput, peer_results)
         if "error" not in throughput
