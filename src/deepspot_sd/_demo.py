@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ._logging import logger
+from ._store import get_provenance
 
 
 def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int = 0, model: str | None = None) -> str:
@@ -60,6 +61,7 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
     timings["detect"] = time.perf_counter() - start
 
     found = sdata.points["spots"].compute()
+    decisions = get_provenance(sdata, "spots", sdata.points["spots"]).get("molecule_decision", {})
     truth = sdata.points["true_spots"].compute()
     scores = metrics.match_kdtree(truth[["y", "x"]].to_numpy(), found[["y", "x"]].to_numpy(), radius=3.0)
 
@@ -84,6 +86,7 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
         f"chunks {sdata.images['smfish'].data.chunksize}",
         f"spots: {len(found)} detected, {len(truth)} true; precision {scores.precision:.3f}, "
         f"recall {scores.recall:.3f}, F1 {scores.f1:.3f} (k-d tree, r = 3 px)",
+        *(f"molecule decision ({channel}): {d['reason']}" for channel, d in decisions.items()),
         f"cells: {table.n_obs}; per-cell count error: mean {np.mean(count_error):+.2f}, "
         f"mean absolute {np.mean(np.abs(count_error)):.2f} spots",
     ]

@@ -214,7 +214,7 @@ def split_populations(
                 min_bright_share=min_bright_share,
                 max_spread_ratio=max_spread_ratio,
             )
-            failed += [f for f in side_failed if f not in failed]
+            failed += [f if i == i_data else f"{f} at the model's valley" for f in side_failed]
             ratio = side_ratio if i == i_data else ratio
     if failed:
         if model["delta_bic"] <= min_delta_bic:  # report the one-population model
