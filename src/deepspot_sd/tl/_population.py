@@ -51,10 +51,12 @@ check the decision with :func:`deepspot_sd.pl.spot_brightness`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+
+from deepspot_sd._robust import MAD_TO_STD
 
 __all__ = ["PopulationSplit", "split_populations"]
 
@@ -107,7 +109,7 @@ class PopulationSplit:
 
     def record(self) -> dict[str, Any]:
         """JSON-friendly summary (everything but ``keep``), for the points element's attrs."""
-        out = {k: v for k, v in asdict(self).items() if k != "keep"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "keep"}
         out["n_spots"] = int(np.size(self.keep))
         out["n_removed"] = self.n_removed
         for key in ("delta_bic", "ratio"):
@@ -266,7 +268,7 @@ def _robust_sd(x: np.ndarray) -> float:
     """1.4826 x the median absolute deviation (0 for fewer than two values)."""
     if x.size < 2:
         return 0.0
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+    return float(MAD_TO_STD * np.median(np.abs(x - np.median(x))))
 
 
 def _kde(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
