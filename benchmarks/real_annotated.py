@@ -59,13 +59,13 @@ def load_images(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return out
 
 
-def deepspot_defaults(image: np.ndarray) -> tuple[dict[str, np.ndarray], str]:
+def deepspot_defaults(image: np.ndarray, model: str = "deepspot_v1") -> tuple[dict[str, np.ndarray], str]:
     """Spots of the package's defaults, with and without the molecule decision, and the decision's log line."""
     from spatialdata import SpatialData
     from spatialdata.models import Image2DModel
 
     sdata = SpatialData(images={"raw": Image2DModel.parse(image[None], dims=("c", "y", "x"))})
-    dsd.tl.enhance(sdata, "raw", show_progress_bar=False)
+    dsd.tl.enhance(sdata, "raw", model=model, show_progress_bar=False)
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -98,6 +98,7 @@ def log_oracle(image: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of <name>.tif + <name>.csv")
+    parser.add_argument("--model", default="deepspot_v1", help="shipped model name or model folder")
     parser.add_argument("--peers", default="bigfish,ufish", help="comma-separated peers, or 'none'")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow / onnxruntime threads")
     parser.add_argument("--no-write", action="store_true", help="print only, do not update docs/benchmarks.md")
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     t_run = time.perf_counter()
     rows, decisions = [], []
     for name, image, truth in load_images(args.data):
-        results, reason = deepspot_defaults(image)
+        results, reason = deepspot_defaults(image, args.model)
         decisions.append(f"- `{name}`: {reason}")
         for peer in peers:
             results[peer.name] = peer.detect(image)
