@@ -9,7 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-import deepspot_sd as dsd
 from deepspot_sd.models import (
     EnhancementModel,
     ModelConfig,
@@ -113,7 +112,12 @@ def test_paper_network_builds():
     assert 3e6 < count_parameters(model) < 5e6
     y = np.asarray(model(np.full((1, 32, 48, 1), 100.0, np.float32), training=False))
     assert y.shape == (1, 32, 48, 1)
-    assert np.all((y >= 0) & (y <= 255))
+    # the output follows the input: a bright spot changes the output around it (a head cut off from the input,
+    # e.g. a broken skip or rescaling, gives the same image whatever comes in)
+    spot = np.full((1, 32, 48, 1), 100.0, np.float32)
+    spot[0, 16, 24, 0] = 250.0
+    y_spot = np.asarray(model(spot, training=False))
+    assert np.abs(y_spot - y).max() > 1e-3
 
 
 @pytest.mark.parametrize("config", [TINY, ModelConfig.paper(filters=(4, 8, 8), bottleneck_filters=8, n_res_blocks=1)])
@@ -307,10 +311,19 @@ def test_enhancement_model_pads_odd_sizes():
 
 
 def test_load_pretrained_unknown_name_lists_models():
-    assert isinstance(available_models(), list)
-    with pytest.raises(KeyError, match="Available models"):
+    assert "deepspot_v1" in available_models()
+    with pytest.raises(KeyError, match=r"Available models: \['deepspot_v1'"):
         load_pretrained("no_such_model")
-    assert dsd.models.load_pretrained is load_pretrained
+
+
+def test_load_pretrained_cache():
+    cached = load_pretrained("deepspot_v1")
+    assert load_pretrained("deepspot_v1") is cached  # one model per process for tiled inference
+    fresh = load_pretrained("deepspot_v1", cache=False)
+    assert fresh is not cached and fresh.keras_model is not cached.keras_model
+    assert fresh.config == cached.config
+    for a, b in zip(fresh.keras_model.get_weights(), cached.keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_import_does_not_load_tensorflow():
