@@ -206,9 +206,15 @@ def test_wavelet_tiles_equal_whole_with_thresholds():
     tiled = np.concatenate(found)
     tiled = tiled[np.lexsort((tiled[:, 1], tiled[:, 0]))]
     assert_allclose(tiled, whole, atol=1e-9)
-    # without the shared thresholds, a tile thresholds on its own statistics (and differs in general)
-    tile_own = dsd.tl.find_spots_wavelet(padded[: 200 + 2 * halo, : 200 + 2 * halo], sensitivities=sens)
-    assert tile_own.shape[1] == 2
+    # without the shared thresholds, a tile thresholds on its own statistics, which are not the image's
+    tile = padded[: 200 + 2 * halo, : 200 + 2 * halo]
+    own_thr = wavelet_thresholds(wavelet_statistics(tile, scales=sens), sensitivities=sens)
+    assert all(abs(own_thr[s] / thr[s] - 1.0) > 0.1 for s in sens)
+    assert_allclose(
+        dsd.tl.find_spots_wavelet(tile, sensitivities=sens), dsd.tl.find_spots_wavelet(tile, thresholds=own_thr)
+    )
+    # and the thresholds passed are the ones applied (the stamps here clear both sets, so raise them past all)
+    assert len(dsd.tl.find_spots_wavelet(tile, thresholds=dict.fromkeys(sens, 1e6))) == 0
 
 
 def test_wavelet_thresholds_mapping_types():
