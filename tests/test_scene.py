@@ -1,6 +1,8 @@
 import numpy as np
+import pandas as pd
 import pytest
 import spatialdata as sd
+from scipy import ndimage
 from spatialdata.transformations import Translation, get_transformation
 
 import deepspot_sd as dsd
@@ -61,10 +63,15 @@ def test_scene_does_not_depend_on_chunks():
     a = dsd.datasets.wound_healing((400, 400), cell_spacing_px=150, chunks=128, seed=1)
     b = dsd.datasets.wound_healing((400, 400), cell_spacing_px=150, chunks=400, seed=1)
     np.testing.assert_array_equal(a.labels["cells"].data.compute(), b.labels["cells"].data.compute())
-    # noise differs per chunk layout, the noise-free parts do not: compare smoothed images
-    ia = a.images["smfish"].data.compute().astype(float)
-    ib = b.images["smfish"].data.compute().astype(float)
-    assert np.abs(ia - ib).mean() < 0.1 * ia.mean()
+    # noise differs per chunk layout, the noise-free parts do not: compare smoothed images (Gaussian, sigma 4 px).
+    # Measured: mean |diff| 2.8, max 17 grey levels (image mean 422); texture restarting at each chunk: mean 29;
+    # spots cut at chunk borders: max 63.
+    ia = ndimage.gaussian_filter(a.images["smfish"].data.compute()[0].astype(float), 4.0)
+    ib = ndimage.gaussian_filter(b.images["smfish"].data.compute()[0].astype(float), 4.0)
+    diff = np.abs(ia - ib)
+    assert diff.mean() < 0.01 * ia.mean()
+    assert diff.max() < 0.07 * ia.mean()
+    pd.testing.assert_frame_equal(a.points["true_spots"].compute(), b.points["true_spots"].compute())
 
 
 def test_migrating_cells_are_enriched_toward_wound(scene):
