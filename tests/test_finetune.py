@@ -43,6 +43,7 @@ def test_calibrate_errors(scene):
 def test_fine_tune_end_to_end_tiny_budget(scene, tmp_path):
     calib = dsd.models.calibrate(scene, "smfish")
     start = dsd.models.EnhancementModel.from_config(dsd.models.ModelConfig.compact(convs_per_level=1))
+    start_weights = [np.array(w) for w in start.keras_model.trainable_weights]
     tuned = dsd.models.fine_tune(
         calib,
         model=start,
@@ -54,6 +55,15 @@ def test_fine_tune_end_to_end_tiny_budget(scene, tmp_path):
     )
     assert (tmp_path / "model" / "config.json").exists()
     assert (tmp_path / "checkpoints" / "history.csv").exists()
+    # training happened: the trainable weights moved away from the starting model's (Adam moves each by ~lr); the
+    # batch-norm statistics are left out, they move without any optimiser step
+    tuned_weights = [np.array(w) for w in tuned.keras_model.trainable_weights]
+    assert len(tuned_weights) == len(start_weights)
+    assert max(np.abs(a - b).max() for a, b in zip(tuned_weights, start_weights, strict=True)) > 1e-6
+    # and the written model folder holds the tuned weights
+    reloaded = dsd.models.load_model(tmp_path / "model")
+    for a, b in zip(reloaded.keras_model.get_weights(), tuned.keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
     # the result plugs into the pipeline
     dsd.tl.enhance(scene, "smfish", model=tuned, key_added="tuned", show_progress_bar=False)
     assert scene.images["tuned"].shape == scene.images["smfish"].shape
