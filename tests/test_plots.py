@@ -77,6 +77,12 @@ def test_raw_vs_enhanced(sdata, tmp_path):
         assert ax.images[0].get_array().shape == (32, 32)
         # pixel centres on integer coordinates, y pointing down
         assert ax.images[0].get_extent() == [7.5, 39.5, 35.5, 3.5]
+    # raw on the left, enhanced on the right, each the crop rows 4:36, columns 8:40 (the two differ at the spots)
+    raw = sdata.images["raw"].data[0, 4:36, 8:40].compute()
+    enhanced = sdata.images["raw_enhanced"].data[0, 4:36, 8:40].compute()
+    assert not np.array_equal(raw, enhanced)
+    np.testing.assert_array_equal(np.asarray(axes[0].images[0].get_array()), raw)
+    np.testing.assert_array_equal(np.asarray(axes[1].images[0].get_array()), enhanced)
     assert path.exists() and path.stat().st_size > 0
 
 
