@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         path = write_between_markers(text, "accuracy", args.docs)
         print(f"\nWrote {path}")
-    return 0
+    return 0 if all(ok for _, ok, _ in checks) else 1
 
 
 if __name__ == "__main__":
