@@ -21,6 +21,7 @@ near an image's detection limit flip under extra noise whatever the detector.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -38,12 +39,16 @@ from peers import load_peers
 
 import deepspot_sd as dsd
 
-#: Real images whose spot-suppressed backgrounds were used to train the shipped model.
-TRAINING_BACKGROUNDS = {
-    "rsfish_celegans_embryo_z52",
-    "rsfish_celegans_embryo_mip",
-    "spotiflow_terra_livecell_2d",
-}
+
+def training_backgrounds(model: dsd.models.EnhancementModel) -> set[str] | None:
+    """The real images whose spot-suppressed backgrounds trained ``model``, as its config records them."""
+    names = model.config.extra.get("training", {}).get("backgrounds")
+    return None if names is None else set(names)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (measured, not assumed)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def variants(image: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -73,6 +78,7 @@ def main() -> None:
 
     model = dsd.models.load_model(args.model) if Path(args.model).is_dir() else dsd.models.load_pretrained(args.model)
     peers, notes = load_peers([] if args.peers == "none" else args.peers.split(","))
+    trained_on = training_backgrounds(model)
     rng = np.random.default_rng(args.seed)
     rows, peer_rows, panels = [], [], []
     for path in sorted(args.data.glob("*.tif")):
@@ -83,7 +89,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         row = {
             "image": path.stem,
-            "used in training": "background" if path.stem in TRAINING_BACKGROUNDS else "no",
+            "used in training": "not recorded"
+            if trained_on is None
+            else ("background" if path.stem in trained_on else "no"),
             "spots": len(reference),
             "spots / 100 px²": 100.0 * len(reference) / image.size,
         }
@@ -112,7 +120,7 @@ def main() -> None:
     text = "\n".join(
         [
             f"Command: `{command_line()}` (model `{args.model}`, threshold {model.config.threshold:g}, "
-            f"{time.strftime('%Y-%m-%d')}, 2 CPU cores)",
+            f"{time.strftime('%Y-%m-%d')}, {usable_cores()} CPU cores)",
             "",
             table.to_markdown(index=False, floatfmt=".3f"),
         ]

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             "validation_seed": args.validation_seed,
             "real_fraction": args.real_fraction,
             "n_backgrounds": len(backgrounds),
+            "backgrounds": [path.stem for path in args.real_images],
             "f1": round(float(table.loc[table["threshold"] == best, "f1"].iloc[0]), 5),
         }
         path = args.model / "config.json"

@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         resume=not args.no_resume,
         prefetch=args.prefetch,
         backgrounds=backgrounds,
+        background_names=[path.stem for path in args.real_images],
         real_fraction=args.real_fraction,
         simulation_overrides=simulation_overrides,
         patch_size=args.patch_size,

@@ -316,6 +316,15 @@ def test_load_pretrained_unknown_name_lists_models():
         load_pretrained("no_such_model")
 
 
+def test_shipped_config_names_its_real_backgrounds():
+    extra = load_pretrained().config.extra
+    for record in (extra["training"], extra["threshold_calibration"]):
+        assert len(record["backgrounds"]) == record["n_backgrounds"] == 3
+        assert all(isinstance(name, str) and name for name in record["backgrounds"])
+    with pytest.raises(ValueError, match="background_names"):
+        train(TINY, output_dir="unused", steps_per_epoch=1, epochs=1, background_names=["a"])
+
+
 def test_load_pretrained_cache():
     cached = load_pretrained("deepspot_v1")
     assert load_pretrained("deepspot_v1") is cached  # one model per process for tiled inference

@@ -281,6 +281,7 @@ def train(
     resume: bool = True,
     prefetch: int = 2,
     backgrounds: Sequence[tuple[np.ndarray, Any]] = (),
+    background_names: Sequence[str] = (),
     real_fraction: float = 0.0,
     simulation_overrides: Mapping[str, Any] = MappingProxyType({}),
     run_eagerly: bool = False,
@@ -336,6 +337,9 @@ def train(
         Batches simulated ahead in a background thread (0: none).
     backgrounds
         Spot-free real backgrounds (:func:`deepspot_sd.models.load_real_backgrounds`) for hybrid images.
+    background_names
+        Names of the real images behind ``backgrounds`` (e.g. file stems), in the same order; recorded in
+        ``train_args.json`` and the exported config (``extra["training"]["backgrounds"]``).
     real_fraction
         Fraction of training and validation images made on ``backgrounds``.
     patch_size
@@ -384,6 +388,10 @@ def train(
     for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"Parameter {name} should be an integer >= 1, got {value!r}.")
+    if background_names and len(background_names) != len(backgrounds):
+        raise ValueError(
+            f"Parameter background_names should name the {len(backgrounds)} backgrounds, got {background_names!r}."
+        )
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "state.json"
@@ -399,6 +407,7 @@ def train(
         "validation_images": validation_images if isinstance(validation_images, int) else len(validation_images),
         "validation_seed": int(validation_seed),
         "n_backgrounds": len(backgrounds),
+        "backgrounds": [str(name) for name in background_names],
         "real_fraction": float(real_fraction),
         "simulation_overrides": {k: v if np.isscalar(v) else list(v) for k, v in simulation_overrides.items()},
         "parallel_stream": int(workers) > 0,
