@@ -51,8 +51,11 @@ def test_invariance_up_to_quantisation(sim, gain, offset, dtype):
     # one raw grey level expressed in normalised units
     step = 1.0 * stats.gain if np.issubdtype(dtype, np.integer) else 1e-3
     diff = np.abs(out - ref)
-    assert np.mean(diff) < max(0.6 * step, 1e-3) + 0.5
-    assert np.max(diff) < 3 * step + 3.0
+    if np.array_equal(raw.astype(np.float64), gain * x + offset):  # nothing lost to the dtype: float32 rounding only
+        assert np.max(diff) < 1e-3
+    else:  # rounded to integers: within the quantisation step
+        assert np.mean(diff) < 0.6 * step
+        assert np.max(diff) < 3 * step
 
 
 def test_levels_background_and_spots(sim):
