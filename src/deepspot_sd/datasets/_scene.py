@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dask.array as da
 import numpy as np
@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from deepspot_sd._coords import pixel_centre_transformations
 from deepspot_sd._validation import check_positive
 
-from ._simulate import render_spots
+from ._simulate import ClusterKind, cluster_molecule_positions, draw_cluster_sizes, render_spots
 
 __all__ = ["WoundHealingLayout", "wound_healing", "wound_healing_layout"]
 
@@ -45,6 +45,14 @@ class WoundHealingLayout:
         ``(n,)`` label of each spot's cell and whether it lies in the nucleus.
     heights, sigmas
         ``(n,)`` brightest-pixel height and PSF sigma of each spot.
+    spot_cluster
+        ``(n,)`` index into ``clusters`` of each spot that is a molecule of a cluster, -1 for single molecules
+        (empty when the scene has no clusters: all are single).
+    clusters
+        ``(k, 2)`` cluster centres ``(row, col)``: cytoplasmic clusters, then transcription sites.
+    cluster_sizes, cluster_tight, cluster_cell, cluster_in_nucleus
+        ``(k,)`` true number of molecules, tight (within one PSF) or loose, cell label and whether the centre lies
+        in the nucleus (a transcription site) of each cluster.
     """
 
     shape: tuple[int, int]
@@ -61,6 +69,12 @@ class WoundHealingLayout:
     sigmas: np.ndarray
     background_mean: float
     noise_std: float
+    spot_cluster: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    clusters: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    cluster_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    cluster_tight: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    cluster_cell: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    cluster_in_nucleus: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def _in_nucleus(layout_centres, axes, angles, cell_idx, rows, cols) -> np.ndarray:
@@ -83,6 +97,11 @@ def wound_healing_layout(
     snr_range: tuple[float, float] = (6.0, 30.0),
     psf_sigma_range: tuple[float, float] = (1.0, 1.8),
     background_mean: float = 100.0,
+    clusters_per_cell: int = 0,
+    transcription_sites_per_cell: int = 0,
+    cluster_size_range: tuple[int, int] = (2, 30),
+    cluster_kind: ClusterKind = "mixed",
+    loose_cluster_spread_px: float = 2.0,
     seed: int = 0,
 ) -> WoundHealingLayout:
     """Draw the cells, nuclei, wound and true spots of a wound-healing scene (no pixels).
@@ -90,7 +109,8 @@ def wound_healing_layout(
     Cells sit on a jittered grid right of a wound band along the left image edge. In a ``migrating_fraction``
     of the cells, cytoplasmic spots falling in the 120° sector that faces the wound are ``enrichment`` times
     more likely than elsewhere (DypFISH-style polarity); in the other ("control") cells spots are uniform.
-    Parameters are those of :func:`wound_healing`.
+    Parameters are those of :func:`wound_healing`. Clusters are drawn after everything else, so a scene without
+    clusters is the same as before they existed.
     """
     check_positive("cell_spacing_px", cell_spacing_px)
     check_positive("enrichment", enrichment)
@@ -164,6 +184,38 @@ def wound_healing_layout(
     spots_arr = np.asarray(spots, dtype=np.float64).reshape(-1, 2)
     noise_std = float(np.sqrt(background_mean))
     n_spots = len(spots_arr)
+    heights = rng.uniform(*snr_range, size=n_spots) * noise_std
+    sigmas = rng.uniform(*psf_sigma_range, size=n_spots)
+    cluster_fields: dict[str, np.ndarray] = {}
+    spot_cell_arr = np.asarray(spot_cell, dtype=np.int32)
+    spot_nuc_arr = np.asarray(spot_nuc, dtype=bool)
+    for name, value in (
+        ("clusters_per_cell", clusters_per_cell),
+        ("transcription_sites_per_cell", transcription_sites_per_cell),
+    ):
+        if int(value) < 0:
+            raise ValueError(f"Parameter {name} should be >= 0, got {value}.")
+    if clusters_per_cell or transcription_sites_per_cell:
+        geometry = (centres, cell_radius, axes, angles, tree, (height, width))
+        cluster_fields, molecules, m_heights, m_sigmas = _scene_clusters(
+            rng,
+            geometry,
+            spots_arr,
+            n_cyto=int(clusters_per_cell),
+            n_nuclear=int(transcription_sites_per_cell),
+            size_range=cluster_size_range,
+            kind=cluster_kind,
+            loose_spread_px=loose_cluster_spread_px,
+            snr_range=snr_range,
+            psf_sigma_range=psf_sigma_range,
+            noise_std=noise_std,
+        )
+        m_cell, m_nuc = _membership(geometry, molecules)
+        spots_arr = np.concatenate([spots_arr, molecules])
+        spot_cell_arr = np.concatenate([spot_cell_arr, m_cell])
+        spot_nuc_arr = np.concatenate([spot_nuc_arr, m_nuc])
+        heights = np.concatenate([heights, m_heights])
+        sigmas = np.concatenate([sigmas, m_sigmas])
     return WoundHealingLayout(
         shape=(height, width),
         wound_width_px=wound_width,
@@ -173,13 +225,101 @@ def wound_healing_layout(
         nucleus_angles=angles,
         migrating=migrating,
         spots=spots_arr,
-        spot_cell=np.asarray(spot_cell, dtype=np.int32),
-        spot_in_nucleus=np.asarray(spot_nuc, dtype=bool),
-        heights=rng.uniform(*snr_range, size=n_spots) * noise_std,
-        sigmas=rng.uniform(*psf_sigma_range, size=n_spots),
+        spot_cell=spot_cell_arr,
+        spot_in_nucleus=spot_nuc_arr,
+        heights=heights,
+        sigmas=sigmas,
         background_mean=background_mean,
         noise_std=noise_std,
+        **cluster_fields,
     )
+
+
+def _membership(geometry: tuple, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cell label (0 outside) and nucleus flag of each point, decided on its pixel as in the label images."""
+    centres, cell_radius, axes, angles, tree, _ = geometry
+    pixel = np.floor(points + 0.5)
+    dist, owner = tree.query(pixel)
+    inside = dist <= cell_radius
+    nuc = inside & _in_nucleus(centres, axes, angles, owner, pixel[:, 0], pixel[:, 1])
+    return np.where(inside, owner + 1, 0).astype(np.int32), nuc
+
+
+def _scene_clusters(
+    rng: np.random.Generator,
+    geometry: tuple,
+    spots: np.ndarray,
+    *,
+    n_cyto: int,
+    n_nuclear: int,
+    size_range: tuple[int, int],
+    kind: str,
+    loose_spread_px: float,
+    snr_range: tuple[float, float],
+    psf_sigma_range: tuple[float, float],
+    noise_std: float,
+    min_distance_px: float = 8.0,
+    n_candidates: int = 256,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Cytoplasmic clusters and transcription sites of every cell, and their molecules (see :func:`wound_healing`).
+
+    Each centre is the candidate farthest from the single molecules among up to ``n_candidates`` drawn in the
+    cytoplasm (at least 6 px inside the cell and outside the nucleus) or in the inner 60 % of the nucleus, taken at
+    once when it is ``min_distance_px`` away from them.
+    """
+    centres, cell_radius, axes, angles, tree, (height, width) = geometry
+    spot_tree = cKDTree(spots) if len(spots) else None
+    picked, owner_cell, nuclear = [], [], []
+    for k in range(len(centres)):
+        for is_nuc, count in ((False, n_cyto), (True, n_nuclear)):
+            for _ in range(count):
+                if is_nuc:
+                    radius = 0.6 * np.sqrt(rng.random(n_candidates))
+                    theta = rng.uniform(-np.pi, np.pi, n_candidates)
+                    u, v = radius * np.cos(theta) * axes[k, 0], radius * np.sin(theta) * axes[k, 1]
+                    cos, sin = np.cos(angles[k]), np.sin(angles[k])
+                    cand = centres[k] + np.stack([u * cos - v * sin, u * sin + v * cos], axis=1)
+                else:
+                    radius = (cell_radius - 6.0) * np.sqrt(rng.random(n_candidates))
+                    theta = rng.uniform(-np.pi, np.pi, n_candidates)
+                    cand = centres[k] + np.stack([radius * np.sin(theta), radius * np.cos(theta)], axis=1)
+                dist, owner = tree.query(cand)
+                nuc = _in_nucleus(centres, axes, angles, np.full(len(cand), k), cand[:, 0], cand[:, 1])
+                ok = (owner == k) & (dist <= cell_radius - 6.0) & (nuc == is_nuc)
+                ok &= (cand[:, 0] >= 6) & (cand[:, 0] <= height - 7) & (cand[:, 1] >= 6) & (cand[:, 1] <= width - 7)
+                cand = cand[ok]
+                if not len(cand):
+                    continue
+                others = np.asarray(picked).reshape(-1, 2)
+                far = np.full(len(cand), np.inf)
+                if spot_tree is not None:
+                    far = spot_tree.query(cand)[0]
+                if len(others):
+                    far = np.minimum(far, cKDTree(others).query(cand)[0])
+                first = np.flatnonzero(far >= min_distance_px)
+                picked.append(cand[first[0] if len(first) else int(np.argmax(far))])
+                owner_cell.append(k + 1)
+                nuclear.append(is_nuc)
+    cluster_centres = np.asarray(picked, dtype=np.float64).reshape(-1, 2)
+    n = len(cluster_centres)
+    sizes, tight = draw_cluster_sizes(n, size_range, kind, rng)
+    cluster_sigmas = rng.uniform(*psf_sigma_range, size=n)
+    molecules, which = cluster_molecule_positions(
+        cluster_centres, sizes, tight, cluster_sigmas, rng, loose_spread_px=loose_spread_px
+    )
+    molecules = np.clip(molecules, 0.0, np.array([height - 1.0, width - 1.0]))
+    m_heights = rng.uniform(*snr_range, size=len(molecules)) * noise_std
+    n_single = len(spots)
+    spot_cluster = np.concatenate([np.full(n_single, -1, dtype=np.int64), which.astype(np.int64)])
+    fields_ = {
+        "spot_cluster": spot_cluster,
+        "clusters": cluster_centres,
+        "cluster_sizes": sizes,
+        "cluster_tight": tight,
+        "cluster_cell": np.asarray(owner_cell, dtype=np.int32),
+        "cluster_in_nucleus": np.asarray(nuclear, dtype=bool),
+    }
+    return fields_, molecules, m_heights, cluster_sigmas[which]
 
 
 def _hash_normal(seed: int, octave: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -263,6 +403,11 @@ def wound_healing(
     camera_offset: float = 100.0,
     camera_gain: float = 4.0,
     chunks: int = 1024,
+    clusters_per_cell: int = 0,
+    transcription_sites_per_cell: int = 0,
+    cluster_size_range: tuple[int, int] = (2, 30),
+    cluster_kind: ClusterKind = "mixed",
+    loose_cluster_spread_px: float = 2.0,
     seed: int = 0,
 ):
     """Simulate a wound-healing smFISH experiment as a :class:`spatialdata.SpatialData` object.
@@ -295,6 +440,16 @@ def wound_healing(
         Camera model for the uint16 image.
     chunks
         Chunk size in pixels of the image and label elements.
+    clusters_per_cell
+        Clusters of molecules per cell in the cytoplasm (P-bodies, dense RNA); 0 (default) adds none.
+    transcription_sites_per_cell
+        Clusters per cell in the nucleus (transcription sites); 0 (default) adds none.
+    cluster_size_range, cluster_kind, loose_cluster_spread_px
+        Molecules per cluster (inclusive range, log-uniform), ``"tight"`` (within one PSF), ``"loose"`` (a few px
+        apart) or ``"mixed"``, and the spread of a loose cluster, as in :func:`deepspot_sd.datasets.simulate_image`.
+        A cluster's molecules have its PSF sigma and their own heights drawn from ``snr_range``. Cluster centres
+        lie in the cytoplasm or the inner 60 % of the nucleus, at least 8 px from the single molecules when there
+        is room. Clusters are drawn after everything else: without them, the scene is unchanged.
     seed
         Random seed.
 
@@ -304,7 +459,12 @@ def wound_healing(
     ``labels["cells"]`` and ``labels["nuclei"]`` (the nucleus of cell ``k`` has label ``k``),
     ``shapes["wound"]`` (the wound polygon), ``points["true_spots"]`` (``x``, ``y``, ``gene``, ``cell_id``,
     ``in_nucleus``) and ``tables["cell_truth"]`` annotating ``"cells"`` (``obs``: ``cell_id``, ``group`` in
-    ``{"migrating", "control"}``, ``n_spots_true``, ``n_spots_cytoplasm_true``). Images and labels have the
+    ``{"migrating", "control"}``, ``n_spots_true``, ``n_spots_cytoplasm_true``). With clusters, ``true_spots``
+    holds every molecule (one row each, ``cluster_id`` the index of its cluster or -1), so ``n_spots_true`` is the
+    true number of molecules per cell; ``points["true_clusters"]`` holds one row per cluster (``x``, ``y``,
+    ``gene``, ``cluster_id``, ``n_molecules``, ``tight``, ``cell_id``, ``in_nucleus``: a transcription site) and
+    ``obs`` gains ``n_molecules_true`` (= ``n_spots_true``), ``n_clusters_true`` and
+    ``n_molecules_in_clusters_true``. Images and labels have the
     identity transformation to ``"global"``. The spots and the wound are in pixel-index coordinates (a spot centred
     on pixel (row ``i``, col ``j``) has ``x = j``, ``y = i``, like :func:`deepspot_sd.tl.detect_spots` output) and
     carry ``Translation([0.5, 0.5], axes=("x", "y"))`` to ``"global"``, where spatialdata puts that pixel's centre.
@@ -332,6 +492,11 @@ def wound_healing(
         nuclear_fraction=nuclear_fraction,
         snr_range=snr_range,
         psf_sigma_range=psf_sigma_range,
+        clusters_per_cell=clusters_per_cell,
+        transcription_sites_per_cell=transcription_sites_per_cell,
+        cluster_size_range=cluster_size_range,
+        cluster_kind=cluster_kind,
+        loose_cluster_spread_px=loose_cluster_spread_px,
         seed=seed,
     )
     height, width = layout.shape
@@ -368,6 +533,9 @@ def wound_healing(
             "in_nucleus": layout.spot_in_nucleus,
         }
     )
+    has_clusters = len(layout.spot_cluster) > 0
+    if has_clusters:
+        points["cluster_id"] = layout.spot_cluster
     n_cells = len(layout.centres)
     cell_ids = np.arange(1, n_cells + 1)
     n_true = np.bincount(layout.spot_cell, minlength=n_cells + 1)[1:]
@@ -384,21 +552,43 @@ def wound_healing(
         },
         index=[str(i) for i in cell_ids],
     )
+    if has_clusters:
+        in_cluster = layout.spot_cluster >= 0
+        obs["n_molecules_true"] = n_true
+        obs["n_clusters_true"] = np.bincount(layout.cluster_cell, minlength=n_cells + 1)[1:]
+        obs["n_molecules_in_clusters_true"] = np.bincount(layout.spot_cell[in_cluster], minlength=n_cells + 1)[1:]
     truth = ad.AnnData(X=n_true[:, None].astype(np.float32), obs=obs, var=pd.DataFrame(index=[_GENE]))
     truth.obsm["spatial"] = layout.centres[:, ::-1].copy()
     wound = gpd.GeoDataFrame(geometry=[box(-0.5, -0.5, layout.wound_width_px - 0.5, height - 0.5)])
     # spots and wound are in pixel-index coordinates (pixel (i, j) centred on x = j, y = i); the image has the
     # identity transformation, so they get the half-pixel translation onto spatialdata's pixel centres
     index_transformations = pixel_centre_transformations(None)
+    points_elements = {
+        "true_spots": PointsModel.parse(
+            points, coordinates={"x": "x", "y": "y"}, feature_key="gene", transformations=index_transformations
+        )
+    }
+    if has_clusters:
+        clusters = pd.DataFrame(
+            {
+                "x": layout.clusters[:, 1],
+                "y": layout.clusters[:, 0],
+                "gene": pd.Categorical([_GENE] * len(layout.clusters)),
+                "cluster_id": np.arange(len(layout.clusters)),
+                "n_molecules": layout.cluster_sizes,
+                "tight": layout.cluster_tight,
+                "cell_id": layout.cluster_cell,
+                "in_nucleus": layout.cluster_in_nucleus,
+            }
+        )
+        points_elements["true_clusters"] = PointsModel.parse(
+            clusters, coordinates={"x": "x", "y": "y"}, feature_key="gene", transformations=index_transformations
+        )
 
     return SpatialData(
         images={"smfish": Image2DModel.parse(image, dims=("c", "y", "x"), c_coords=[_GENE])},
         labels={name: Labels2DModel.parse(arr, dims=("y", "x")) for name, arr in labels.items()},
         shapes={"wound": ShapesModel.parse(wound, transformations=index_transformations)},
-        points={
-            "true_spots": PointsModel.parse(
-                points, coordinates={"x": "x", "y": "y"}, feature_key="gene", transformations=index_transformations
-            )
-        },
+        points=points_elements,
         tables={"cell_truth": TableModel.parse(truth, region="cells", region_key="region", instance_key="cell_id")},
     )

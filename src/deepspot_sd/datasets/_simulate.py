@@ -26,12 +26,32 @@ out. :func:`simulate_image` can add two kinds, both absent from ``spots`` and le
   PSF widens by ``out_of_focus_sigma_scale`` (2–3×) while the photons stay the same, so the peak drops by the square
   of the widening (to 0.11–0.25 of an in-focus molecule's).
 
+Clusters and transcription sites
+--------------------------------
+Where RNAs crowd (transcription sites, P-bodies, dense cytoplasm) several molecules sit closer than a spot is wide.
+:func:`simulate_image` can add ``n_clusters`` clusters of ``cluster_size_range`` (2–30 by default) molecules each,
+drawn log-uniformly, each cluster one of two kinds (``cluster_kind``):
+
+* **tight**: the molecules sit within one PSF (offsets normal with a standard deviation of
+  :data:`TIGHT_SPREAD` times the cluster's PSF sigma), so the cluster looks like one brighter, slightly wider spot;
+* **loose**: the molecules sit a few pixels apart (offsets normal with ``loose_cluster_spread_px``, 2 px by
+  default), so the cluster looks like a group of touching spots.
+
+Every molecule of a cluster is rendered like a single molecule (its own height drawn as for the spots, the
+cluster's PSF sigma), so a cluster of ``n`` molecules carries ``n`` times a molecule's integrated intensity.
+Cluster centres lie at least :data:`CLUSTER_MIN_DISTANCE_PX` from the spots, the puncta and each other, and
+:data:`CLUSTER_MARGIN_PX` inside the image. The truth is in :class:`SimulatedImage` (``clusters``,
+``cluster_sizes``, ``cluster_tight``, ``cluster_molecules``, ``molecule_cluster``); ``spots`` keeps the single
+molecules only. The target has a stamp at the centre of a tight cluster and at every molecule of a loose one.
+With ``n_clusters=0`` (the default) no random draw is made, so images without clusters are unchanged.
+
 "The molecules' typical peak" is the median height of the image's spots (or, without spots, the middle of
 ``snr_range`` times the noise for ``hybrid`` and of ``amplitude_range`` minus the background mean otherwise).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,10 +63,15 @@ from scipy.special import expit
 from deepspot_sd._validation import check_positive
 
 __all__ = [
+    "CLUSTER_MARGIN_PX",
+    "CLUSTER_MIN_DISTANCE_PX",
     "STAMP",
+    "TIGHT_SPREAD",
     "SimulatedImage",
     "add_blobs",
     "add_regions",
+    "cluster_molecule_positions",
+    "draw_cluster_sizes",
     "perlin_background",
     "render_spots",
     "sample_spot_positions",
@@ -58,6 +83,14 @@ __all__ = [
 STAMP = np.array([[200.0, 230.0, 200.0], [230.0, 255.0, 230.0], [200.0, 230.0, 200.0]], dtype=np.float32)
 
 Family = Literal["fixed", "variable", "hybrid"]
+ClusterKind = Literal["tight", "loose", "mixed"]
+
+#: Molecules of a tight cluster: offsets from its centre with this standard deviation, in PSF sigmas.
+TIGHT_SPREAD = 0.25
+#: Smallest distance in px from a cluster centre to a spot, a punctum or another cluster centre.
+CLUSTER_MIN_DISTANCE_PX = 12.0
+#: Cluster centres lie at least this far inside the image (px).
+CLUSTER_MARGIN_PX = 6.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,16 @@ class SimulatedImage:
         target), puncta first.
     params
         The drawn scalar parameters (background mean, camera gain, ...), for reporting.
+    clusters
+        ``float64 (k, 2)`` centres ``(row, col)`` of the clusters (module notes); empty without clusters.
+    cluster_sizes
+        ``int64 (k,)`` true number of molecules of each cluster.
+    cluster_tight
+        ``bool (k,)`` whether a cluster is tight (within one PSF) rather than loose.
+    cluster_molecules
+        ``float64 (m, 2)`` centres of the molecules of all clusters, ``m = cluster_sizes.sum()``.
+    molecule_cluster
+        ``int64 (m,)`` index into ``clusters`` of each of ``cluster_molecules``.
     """
 
     image: np.ndarray
@@ -101,6 +144,16 @@ class SimulatedImage:
     noise_std: float
     params: dict = field(default_factory=dict)
     puncta: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    clusters: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    cluster_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    cluster_tight: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    cluster_molecules: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    molecule_cluster: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def molecules(self) -> np.ndarray:
+        """``float64 (n + m, 2)`` centres of every molecule: the single ``spots``, then ``cluster_molecules``."""
+        return np.concatenate([np.asarray(self.spots).reshape(-1, 2), np.asarray(self.cluster_molecules)])
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], size: int | None = None) -> np.ndarray | float:
@@ -412,6 +465,10 @@ def simulate_image(
     out_of_focus_sigma_scale: tuple[float, float] = (2.0, 3.0),
     puncta_per_spot: float | tuple[float, float] = 0.0,
     out_of_focus_per_spot: float | tuple[float, float] = 0.0,
+    n_clusters: int = 0,
+    cluster_size_range: tuple[int, int] = (2, 30),
+    cluster_kind: ClusterKind = "mixed",
+    loose_cluster_spread_px: float = 2.0,
     seed: int | np.random.Generator | None = None,
 ) -> SimulatedImage:
     """Simulate one smFISH image with exact spot centres and its enhancement target (design.md §1).
@@ -473,6 +530,15 @@ def simulate_image(
         More dim puncta / out-of-focus molecules, relative to ``n_spots``: ``round(r * n_spots)`` are added to
         ``n_puncta`` / ``n_out_of_focus``, ``r`` a number or drawn uniformly from a ``(low, high)`` range per image
         (for training data: none to several times the molecules). No random draw is made when both are 0.
+    n_clusters
+        Number of clusters of molecules (module notes: tight within one PSF, or loose a few px apart); 0 (default)
+        adds none and makes no random draw.
+    cluster_size_range
+        Inclusive range of the number of molecules per cluster, drawn log-uniformly (2–30 by default).
+    cluster_kind
+        ``"tight"``, ``"loose"`` or ``"mixed"`` (each cluster tight or loose with probability 1/2).
+    loose_cluster_spread_px
+        Standard deviation in px of the molecule offsets in a loose cluster.
     seed
         Seed or generator; the same seed gives the same image.
 
@@ -483,7 +549,8 @@ def simulate_image(
     Raises
     ------
     ValueError
-        For an unknown family, ranges in the wrong order, a too small shape or too many spots.
+        For an unknown family or cluster kind, ranges in the wrong order, a too small shape, too many spots or
+        clusters that do not fit.
 
     Examples
     --------
@@ -533,11 +600,8 @@ def simulate_image(
         snr = np.asarray(_uniform(rng, snr_range, n_spots), dtype=np.float64)
         heights = snr * noise_std
     else:
-        peaks = (
-            np.full(n_spots, _uniform(rng, amplitude_range))
-            if family == "fixed"
-            else _uniform(rng, amplitude_range, n_spots)
-        )
+        fixed_peak = float(_uniform(rng, amplitude_range)) if family == "fixed" else math.nan
+        peaks = np.full(n_spots, fixed_peak) if family == "fixed" else _uniform(rng, amplitude_range, n_spots)
         heights = np.maximum(np.asarray(peaks) - local_bg, noise_std)
         snr = heights / noise_std
 
@@ -558,10 +622,34 @@ def simulate_image(
             out_of_focus_sigma_scale=out_of_focus_sigma_scale,
         )
         clean += render_spots(shape, puncta, puncta_heights, puncta_sigmas)
+    clusters: dict[str, np.ndarray] = {}
+    stamps = spots
+    if n_clusters:
+        clusters, molecule_heights, molecule_sigmas = _draw_clusters(
+            shape,
+            rng,
+            n_clusters=n_clusters,
+            avoid=np.concatenate([spots, puncta]),
+            size_range=cluster_size_range,
+            kind=cluster_kind,
+            psf_sigma_range=psf_sigma_range,
+            loose_spread_px=loose_cluster_spread_px,
+            family=family,
+            snr_range=snr_range,
+            amplitude_range=amplitude_range,
+            fixed_peak=fixed_peak if family == "fixed" else None,
+            background=background,
+            noise_std=noise_std,
+        )
+        clean += render_spots(shape, clusters["cluster_molecules"], molecule_heights, molecule_sigmas)
+        tight_molecules = clusters["cluster_tight"][clusters["molecule_cluster"]]
+        stamps = np.concatenate(
+            [spots, clusters["clusters"][clusters["cluster_tight"]], clusters["cluster_molecules"][~tight_molecules]]
+        )
     noisy = rng.poisson(np.maximum(clean, 0) * photons_per_unit).astype(np.float32) / photons_per_unit
     if read_noise_std > 0:
         noisy += rng.normal(0, read_noise_std, size=shape).astype(np.float32)
-    target = stamp_target(noisy, spots, cap=target_cap)
+    target = stamp_target(noisy, stamps, cap=target_cap)
     image = (camera_offset + camera_gain * noisy).astype(np.float32)
     params = {
         "family": family,
@@ -575,7 +663,11 @@ def simulate_image(
         "n_puncta": n_puncta,
         "n_out_of_focus": n_out_of_focus,
     }
-    return SimulatedImage(image, target, spots, heights, sigmas, snr, background, noise_std, params, puncta)
+    if n_clusters:
+        params.update(
+            n_clusters=n_clusters, cluster_kind=cluster_kind, n_cluster_molecules=int(clusters["cluster_sizes"].sum())
+        )
+    return SimulatedImage(image, target, spots, heights, sigmas, snr, background, noise_std, params, puncta, **clusters)
 
 
 def _per_spot(ratio: float | tuple[float, float], n_spots: int, rng: np.random.Generator, name: str) -> int:
@@ -634,3 +726,133 @@ def _dim_puncta(
     heights = reference_height * np.concatenate([relative, 1.0 / widen_focus**2])
     sigmas = psf * np.concatenate([widen_puncta, widen_focus])
     return centres, heights, sigmas
+
+
+def cluster_molecule_positions(
+    centres: np.ndarray,
+    sizes: np.ndarray,
+    tight: np.ndarray,
+    sigmas: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    loose_spread_px: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the molecules of clusters around their centres (module notes: tight or loose).
+
+    Parameters
+    ----------
+    centres
+        ``(k, 2)`` cluster centres ``(row, col)``.
+    sizes
+        ``(k,)`` number of molecules of each cluster.
+    tight
+        ``(k,)`` whether each cluster is tight (offsets of :data:`TIGHT_SPREAD` x its PSF sigma) or loose (offsets
+        of ``loose_spread_px``).
+    sigmas
+        ``(k,)`` PSF sigma of each cluster in px.
+    rng
+        Random generator.
+    loose_spread_px
+        Standard deviation of the molecule offsets in a loose cluster, px.
+
+    Returns
+    -------
+    ``(positions, cluster)``: ``float64 (m, 2)`` molecule centres and ``int64 (m,)`` the cluster of each,
+    ``m = sizes.sum()``.
+    """
+    check_positive("loose_spread_px", loose_spread_px)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    cluster = np.repeat(np.arange(len(sizes)), sizes)
+    spread = np.where(np.asarray(tight, dtype=bool), TIGHT_SPREAD * np.asarray(sigmas, float), loose_spread_px)
+    offsets = rng.normal(0.0, 1.0, size=(int(sizes.sum()), 2)) * spread[cluster, None]
+    return np.asarray(centres, dtype=np.float64).reshape(-1, 2)[cluster] + offsets, cluster
+
+
+def _check_cluster_options(size_range: tuple[int, int], kind: str) -> tuple[int, int]:
+    lo, hi = (int(v) for v in size_range)
+    if not 1 <= lo <= hi:
+        raise ValueError(f"Parameter cluster_size_range should be (low, high) with 1 <= low <= high, got {size_range}.")
+    if kind not in ("tight", "loose", "mixed"):
+        raise ValueError(f"Parameter cluster_kind should be one of 'tight', 'loose', 'mixed', got {kind!r}.")
+    return lo, hi
+
+
+def draw_cluster_sizes(
+    n: int, size_range: tuple[int, int], kind: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(sizes, tight)`` of ``n`` clusters: sizes log-uniform integers in ``size_range``, kinds by ``kind``."""
+    lo, hi = _check_cluster_options(size_range, kind)
+    sizes = np.floor(np.exp(rng.uniform(np.log(lo), np.log(hi + 1), n))).astype(np.int64).clip(lo, hi)
+    if kind == "mixed":
+        tight = rng.random(n) < 0.5
+    else:
+        tight = np.full(n, kind == "tight")
+    return sizes, tight
+
+
+def _draw_clusters(
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    *,
+    n_clusters: int,
+    avoid: np.ndarray,
+    size_range: tuple[int, int],
+    kind: str,
+    psf_sigma_range: tuple[float, float],
+    loose_spread_px: float,
+    family: str,
+    snr_range: tuple[float, float],
+    amplitude_range: tuple[float, float],
+    fixed_peak: float | None,
+    background: np.ndarray,
+    noise_std: float,
+    max_tries: int = 200,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Clusters of :func:`simulate_image` (module notes): truth fields, molecule heights and sigmas."""
+    if n_clusters < 0:
+        raise ValueError(f"Parameter n_clusters should be >= 0, got {n_clusters}.")
+    _check_cluster_options(size_range, kind)
+    low = np.full(2, CLUSTER_MARGIN_PX)
+    high = np.array(shape, dtype=float) - 1.0 - CLUSTER_MARGIN_PX
+    if np.any(high <= low):
+        raise ValueError(f"Image of shape {shape} is too small for clusters.")
+    accepted: list[np.ndarray] = []
+    fixed = cKDTree(avoid) if len(avoid) else None
+    for _ in range(max_tries):
+        for point in rng.uniform(low, high, size=(4 * n_clusters + 16, 2)):
+            if len(accepted) >= n_clusters:
+                break
+            if fixed is not None and fixed.query(point)[0] < CLUSTER_MIN_DISTANCE_PX:
+                continue
+            if accepted and np.min(np.hypot(*(np.asarray(accepted) - point).T)) < CLUSTER_MIN_DISTANCE_PX:
+                continue
+            accepted.append(point)
+        if len(accepted) >= n_clusters:
+            break
+    else:
+        raise ValueError(
+            f"Could not place {n_clusters} clusters {CLUSTER_MIN_DISTANCE_PX:g} px away from {len(avoid)} spots and "
+            f"each other in an image of shape {shape}; lower n_clusters or n_spots."
+        )
+    centres = np.asarray(accepted, dtype=np.float64)
+    sizes, tight = draw_cluster_sizes(n_clusters, size_range, kind, rng)
+    cluster_sigmas = np.asarray(_uniform(rng, psf_sigma_range, n_clusters), dtype=np.float64)
+    molecules, cluster = cluster_molecule_positions(
+        centres, sizes, tight, cluster_sigmas, rng, loose_spread_px=loose_spread_px
+    )
+    molecules = np.clip(molecules, 0.0, np.array(shape, dtype=float) - 1.0)
+    m = len(molecules)
+    if family == "hybrid":
+        heights = np.asarray(_uniform(rng, snr_range, m), dtype=np.float64) * noise_std
+    else:
+        peaks = np.full(m, fixed_peak) if fixed_peak is not None else _uniform(rng, amplitude_range, m)
+        ij = np.floor(molecules + 0.5).astype(int)
+        heights = np.maximum(np.asarray(peaks) - background[ij[:, 0], ij[:, 1]], noise_std)
+    truth = {
+        "clusters": centres,
+        "cluster_sizes": sizes,
+        "cluster_tight": tight,
+        "cluster_molecules": molecules,
+        "molecule_cluster": cluster,
+    }
+    return truth, heights, cluster_sigmas[cluster]
