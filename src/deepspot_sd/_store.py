@@ -70,20 +70,51 @@ def write_in_regions(
     region_px
         Largest side of a region in px (a region holds at least one chunk).
     show_progress_bar
-        Show a tqdm bar over the regions.
+        Show a tqdm bar over the chunks of ``arr`` (it advances as each chunk is finished, also within a region;
+        with a :class:`distributed.Client` it advances region by region).
     desc
         Label of the bar.
     """
+    import math
+
     regions = [_regions_1d(c, region_px) for c in arr.chunks[1:]]
     items = [(ys, xs) for ys in regions[0] for xs in regions[1]]
+    bar = None
     if show_progress_bar:
         from tqdm.auto import tqdm
 
-        items = tqdm(items, desc=desc, unit="region")
-    for ys, xs in items:
-        # written by this one process, not by the tasks: regions that share a chunk of `target` cannot race, and
-        # after a failure no straggling task writes into a folder that is being removed
-        target[:, ys, xs] = arr[:, ys, xs].compute()
+        bar = tqdm(total=math.prod(arr.numblocks), desc=desc, unit="chunk")
+    done = 0
+    try:
+        for ys, xs in items:
+            part = arr[:, ys, xs]
+            # written by this one process, not by the tasks: regions that share a chunk of `target` cannot race, and
+            # after a failure no straggling task writes into a folder that is being removed
+            with _count_blocks(part.name, bar):
+                target[:, ys, xs] = part.compute()
+            done += math.prod(part.numblocks)
+            if bar is not None and bar.n < done:  # no callbacks under a distributed client: catch up per region
+                bar.update(done - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+@contextlib.contextmanager
+def _count_blocks(name: str, bar: Any) -> Iterator[None]:
+    """Advance ``bar`` by one for every finished output block of the dask collection ``name`` (local schedulers)."""
+    if bar is None:
+        yield
+        return
+    from dask.callbacks import Callback
+
+    class _Counter(Callback):
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            if isinstance(key, tuple) and key and key[0] == name:
+                bar.update(1)
+
+    with _Counter():
+        yield
 
 
 def _regions_1d(chunks: tuple[int, ...], region_px: int) -> list[slice]:
