@@ -31,8 +31,8 @@ from _common import (
 from scipy import ndimage
 
 import deepspot_sd as dsd
+from deepspot_sd._detection import _peak_table, refine_centroid
 from deepspot_sd.metrics import match_kdtree
-from deepspot_sd.tl._detectors import _peak_table, refine_centroid
 
 SIGMAS = (0.8, 1.0, 1.3, 1.6, 2.0)
 THRESHOLDS = np.geomspace(2.0, 200.0, 41)

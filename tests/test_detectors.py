@@ -4,14 +4,14 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial import cKDTree
 
 import deepspot_sd as dsd
-from deepspot_sd.datasets import render_spots, stamp_target
-from deepspot_sd.tl._detectors import (
+from deepspot_sd._detection import (
     b3_wavelet_coefficients,
     combine_wavelet_statistics,
     wavelet_halo_px,
     wavelet_statistics,
     wavelet_thresholds,
 )
+from deepspot_sd.datasets import render_spots, stamp_target
 
 DETECTORS = {
     "wavelet": lambda img: dsd.tl.find_spots_wavelet(img, sensitivities={2: 100.0}),

@@ -1,8 +1,9 @@
 """`deepspot_sd.models`: the enhancement network, its config, loss, training and the shipped weights."""
 
+from deepspot_sd._model_config import ModelConfig
+
 from ._calibrate import Calibration, calibrate_array
 from ._cnn import build_model, count_parameters
-from ._config import ModelConfig
 from ._finetune import calibrate, fine_tune
 from ._loss import deepspot_loss
 from ._onnx import OnnxNetwork, export_onnx

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._config import ModelConfig
+from deepspot_sd._model_config import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

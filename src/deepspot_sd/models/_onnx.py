@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._config import ModelConfig
+from deepspot_sd._model_config import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._pretrained import EnhancementModel

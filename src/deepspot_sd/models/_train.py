@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepspot_sd._logging import logger
+from deepspot_sd._model_config import ModelConfig
 
-from ._config import ModelConfig
 from ._training_data import DEFAULT_TARGET_CAP, BatchPool, TrainingSample, training_batches, validation_set
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,8 +110,8 @@ def evaluate_enhanced(
     -------
     ``{"f1", "precision", "recall", "am"}``: means over the images (``am``: ambiguous matches per image).
     """
+    from deepspot_sd._detection import find_spots_local_max
     from deepspot_sd.metrics import match_kdtree
-    from deepspot_sd.tl import find_spots_local_max
 
     scores = []
     for img, truth in zip(enhanced, true_spots, strict=True):

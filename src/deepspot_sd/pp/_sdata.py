@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepspot_sd._logging import logger
+from deepspot_sd._model_config import ModelConfig, default_model_config
 from deepspot_sd._store import check_key_added, store_element
 from deepspot_sd._validation import check_finite_image, check_type, get_image_element
-from deepspot_sd.models._config import ModelConfig
 
 from ._normalize import apply_normalization, normalization_stats
 
@@ -19,17 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from xarray import DataArray
 
 __all__ = ["normalize"]
-
-
-def default_model_config() -> ModelConfig:
-    """Return the config of the default shipped model, or the default :class:`ModelConfig` if none is shipped."""
-    from importlib.resources import files
-
-    from deepspot_sd.models import available_models
-
-    if "deepspot_v1" in available_models():
-        return ModelConfig.from_json(files("deepspot_sd.models").joinpath("deepspot_v1", "config.json").read_text())
-    return ModelConfig()
 
 
 def normalize(

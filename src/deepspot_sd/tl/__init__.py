@@ -1,8 +1,9 @@
 """`deepspot_sd.tl`."""
 
+from deepspot_sd._detection import find_spots_local_max, find_spots_log, find_spots_wavelet
+
 from ._assign import assign_spots
 from ._detect import detect_spots, measure_spots
-from ._detectors import find_spots_local_max, find_spots_log, find_spots_wavelet
 from ._enhance import enhance, enhance_array
 from ._enrichment import polarity_index, sector_enrichment
 from ._population import PopulationSplit, split_populations

@@ -73,12 +73,7 @@ import numpy as np
 import pandas as pd
 
 from deepspot_sd._coords import pixel_centre_transformations
-from deepspot_sd._logging import logger
-from deepspot_sd._robust import MAD_TO_STD
-from deepspot_sd._store import check_key_added, get_provenance, progress_bar, store_element
-from deepspot_sd._validation import check_image_2d, check_key, check_type, get_image_element
-
-from ._detectors import (
+from deepspot_sd._detection import (
     DEFAULT_SENSITIVITIES,
     combine_wavelet_statistics,
     find_spots_local_max,
@@ -87,6 +82,11 @@ from ._detectors import (
     wavelet_statistics,
     wavelet_thresholds,
 )
+from deepspot_sd._logging import logger
+from deepspot_sd._robust import MAD_TO_STD
+from deepspot_sd._store import check_key_added, get_provenance, progress_bar, store_element
+from deepspot_sd._validation import check_image_2d, check_key, check_type, get_image_element
+
 from ._population import split_populations
 
 if TYPE_CHECKING:  # pragma: no cover

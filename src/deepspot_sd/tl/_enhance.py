@@ -46,9 +46,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepspot_sd._logging import logger
+from deepspot_sd._model_config import ModelConfig
 from deepspot_sd._store import ATTRS_KEY, check_key_added, get_provenance, store_element, write_in_regions
 from deepspot_sd._validation import check_finite_image, check_image_2d, check_type, get_image_element
-from deepspot_sd.models._config import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

@@ -1,4 +1,8 @@
-"""The model configuration: architecture, tiling, detection and normalisation settings in one frozen dataclass."""
+"""The model configuration: architecture, tiling, detection and normalisation settings in one frozen dataclass.
+
+A low-level module (no Keras, no SpatialData): :mod:`deepspot_sd.pp`, :mod:`deepspot_sd.models` and
+:mod:`deepspot_sd.tl` all read it; the public name is :class:`deepspot_sd.models.ModelConfig`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["ModelConfig"]
+__all__ = ["ModelConfig", "default_model_config"]
 
 Architecture = Literal["unet", "caso_resnet"]
 _ARCHITECTURES = ("unet", "caso_resnet")
@@ -251,3 +255,17 @@ def _positive_int(name: str, value: Any, *, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} should be an integer, got {value!r}.")
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} should be {'>= 0' if allow_zero else '> 0'}, got {value}.")
+
+
+def default_model_config() -> ModelConfig:
+    """Return the config of the default shipped model, or the default :class:`ModelConfig` if none is shipped.
+
+    Reads the package data file ``deepspot_sd/models/deepspot_v1/config.json`` without importing
+    :mod:`deepspot_sd.models`, so that the layers below it (:mod:`deepspot_sd.pp`) can use the shipped settings.
+    """
+    from importlib.resources import files
+
+    path = files("deepspot_sd").joinpath("models", "deepspot_v1", "config.json")
+    if path.is_file():
+        return ModelConfig.from_json(path.read_text())
+    return ModelConfig()
