@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from deepspot_sd import models
-    from deepspot_sd.models._train import calibrate_threshold, predict_images
+    from deepspot_sd.models._train_eval import calibrate_threshold, predict_images
 
     model = models.load_model(args.model)
     config = model.config

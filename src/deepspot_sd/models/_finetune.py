@@ -150,7 +150,8 @@ def fine_tune(
     or its folder ``{output_dir}/model``.
     """
     from ._pretrained import EnhancementModel, load_model, load_pretrained
-    from ._train import export_model, train
+    from ._train import train
+    from ._train_export import export_model
 
     calibrations = [calibration] if isinstance(calibration, Calibration) else list(calibration)
     if not calibrations:

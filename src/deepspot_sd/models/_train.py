@@ -1,15 +1,9 @@
-"""Resumable training on freshly simulated images, validation F1, threshold calibration and model export.
+"""The resumable training loop: Adam on freshly simulated images, per-epoch validation F1 and threshold calibration.
 
-Checkpoint folder layout (``output_dir``)::
-
-    config.json              the training config (architecture, normalisation, ...)
-    train_args.json          seed, batch size, steps per epoch, learning rate, target cap, validation size
-    state.json               epochs done, best epoch / F1 / threshold: written last, so it marks a complete epoch
-    last.weights.h5          weights after the last complete epoch (Keras 3 ``save_weights``)
-    last_optimizer.npz       Adam state (moments and iteration counter) after the last complete epoch
-    best.weights.h5          weights of the epoch with the best calibrated validation F1
-    best_config.json         config of that epoch with ``threshold`` set to its calibrated threshold
-    history.csv              one row per epoch: loss, validation loss, F1 / precision / recall, calibrated F1 ...
+The checkpoint folder it writes is described in :mod:`deepspot_sd.models._train_checkpoint`; the data come from
+:mod:`deepspot_sd.models._training_data`, the scores from :mod:`deepspot_sd.models._train_eval`, and
+:func:`deepspot_sd.models.export_model` (:mod:`deepspot_sd.models._train_export`) turns a checkpoint into a model
+folder.
 
 Epoch ``e`` (0-based) trains on ``training_batches(seed=SeedSequence([seed, e]))`` and seeds Keras with
 ``seed * 100003 + e``, so a run resumed after epoch ``e`` draws exactly the data an uninterrupted run would have.
@@ -17,13 +11,11 @@ Epoch ``e`` (0-based) trains on ``training_batches(seed=SeedSequence([seed, e]))
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -34,193 +26,24 @@ import numpy as np
 from deepspot_sd._logging import logger
 from deepspot_sd._model_config import ModelConfig
 
+from ._train_checkpoint import (
+    _HISTORY_FIELDS,
+    _atomic_json,
+    _load_optimizer,
+    _load_weights,
+    _read_history,
+    _save_optimizer,
+    _save_weights,
+    _weights_path,
+    _write_history,
+)
+from ._train_eval import DEFAULT_THRESHOLDS, calibrate_threshold, evaluate_enhanced, predict_images
 from ._training_data import DEFAULT_TARGET_CAP, BatchPool, TrainingSample, training_batches, validation_set
 
 if TYPE_CHECKING:  # pragma: no cover
-    import keras
     import pandas as pd
 
-__all__ = [
-    "calibrate_threshold",
-    "evaluate_enhanced",
-    "export_model",
-    "predict_images",
-    "train",
-]
-
-_HISTORY_FIELDS = [
-    "epoch",
-    "steps",
-    "loss",
-    "val_loss",
-    "val_f1",
-    "val_precision",
-    "val_recall",
-    "val_am",
-    "best_threshold",
-    "val_f1_calibrated",
-    "seconds",
-]
-
-#: Default threshold grid of the calibration, on the enhanced 0–255 scale.
-DEFAULT_THRESHOLDS = tuple(float(t) for t in np.arange(120.0, 252.5, 5.0))
-
-
-# ---------------------------------------------------------------------------------------------------- evaluation
-def predict_images(model: keras.Model, images: Sequence[np.ndarray], *, batch_size: int = 8) -> list[np.ndarray]:
-    """Enhance normalised images of equal, network-compatible size (sides divisible by 8) with a Keras model.
-
-    Parameters
-    ----------
-    model
-        The enhancement network.
-    images
-        ``(y, x)`` float images on the normalised 0–255 scale.
-    batch_size
-        Images per forward pass.
-
-    Returns
-    -------
-    The enhanced ``float32 (y, x)`` images.
-    """
-    if len(images) == 0:
-        return []
-    x = np.stack([np.asarray(im, dtype=np.float32) for im in images])[..., None]
-    out = []
-    for start in range(0, len(x), batch_size):
-        out.append(np.asarray(model.predict_on_batch(x[start : start + batch_size])))
-    y = np.concatenate(out)[..., 0]
-    return list(y)
-
-
-def evaluate_enhanced(
-    enhanced: Sequence[np.ndarray],
-    true_spots: Sequence[np.ndarray],
-    *,
-    threshold: float,
-    min_distance: int = 1,
-    radius: float = 3.0,
-) -> dict[str, float]:
-    """Detect spots on enhanced images with one fixed setting and score them (mean over images).
-
-    Detection is :func:`deepspot_sd.tl.find_spots_local_max` with ``threshold`` and ``min_distance``; matching is
-    :func:`deepspot_sd.metrics.match_kdtree` with ``radius`` (paper §4.1).
-
-    Returns
-    -------
-    ``{"f1", "precision", "recall", "am"}``: means over the images (``am``: ambiguous matches per image).
-    """
-    from deepspot_sd._detection import find_spots_local_max
-    from deepspot_sd.metrics import match_kdtree
-
-    scores = []
-    for img, truth in zip(enhanced, true_spots, strict=True):
-        pred = find_spots_local_max(np.asarray(img), threshold=float(threshold), min_distance=int(min_distance))
-        res = match_kdtree(np.asarray(truth).reshape(-1, 2), pred, radius=radius)
-        scores.append((res.f1, res.precision, res.recall, res.am))
-    if not scores:
-        return {"f1": float("nan"), "precision": float("nan"), "recall": float("nan"), "am": float("nan")}
-    f1, precision, recall, am = np.mean(np.asarray(scores, dtype=np.float64), axis=0)
-    return {"f1": float(f1), "precision": float(precision), "recall": float(recall), "am": float(am)}
-
-
-def calibrate_threshold(
-    enhanced: Sequence[np.ndarray],
-    true_spots: Sequence[np.ndarray],
-    *,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    min_distance: int = 1,
-    radius: float = 3.0,
-) -> tuple[float, pd.DataFrame]:
-    """Pick the detection threshold that maximises the mean F1 on a labelled (validation) set.
-
-    Parameters
-    ----------
-    enhanced
-        Enhanced ``(y, x)`` images (network output, 0–255).
-    true_spots
-        ``(n, 2)`` true centres ``(row, col)`` per image.
-    thresholds
-        Candidate thresholds on the enhanced scale.
-    min_distance, radius
-        Detector and matching settings, see :func:`evaluate_enhanced`.
-
-    Returns
-    -------
-    ``(best_threshold, table)``: the threshold with the highest mean F1 (ties: the middle of the tied run of
-    thresholds, which is the most robust choice), and a :class:`pandas.DataFrame` with one row per threshold
-    (``threshold``, ``f1``, ``precision``, ``recall``, ``am``). Store the threshold in the model config with
-    ``config.replace(threshold=best_threshold)``.
-    """
-    import pandas as pd
-
-    if len(thresholds) == 0:
-        raise ValueError("Please provide at least one threshold.")
-    rows = [
-        {"threshold": float(t)}
-        | evaluate_enhanced(enhanced, true_spots, threshold=float(t), min_distance=min_distance, radius=radius)
-        for t in sorted(thresholds)
-    ]
-    table = pd.DataFrame(rows)
-    f1 = table["f1"].to_numpy()
-    best = np.flatnonzero(f1 >= np.nanmax(f1) - 1e-12)
-    # middle of the first run of tied maxima
-    run = [best[0]]
-    for i in best[1:]:
-        if i != run[-1] + 1:
-            break
-        run.append(i)
-    return float(table["threshold"].iloc[run[len(run) // 2]]), table
-
-
-# ---------------------------------------------------------------------------------------------------- checkpoints
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def _save_weights(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
-    model.save_weights(str(tmp))
-    os.replace(tmp, path)
-
-
-def _save_optimizer(optimizer: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    arrays = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def _load_optimizer(optimizer: Any, path: Path) -> None:
-    with np.load(path) as data:
-        arrays = [data[k] for k in sorted(data.files)]
-    variables = optimizer.variables
-    if len(arrays) != len(variables):
-        raise ValueError(
-            f"The optimizer state in {path} has {len(arrays)} variables, the optimizer {len(variables)}; "
-            "was it written for another architecture?"
-        )
-    for var, arr in zip(variables, arrays, strict=True):
-        var.assign(arr)
-
-
-def _read_history(path: Path, max_epoch: int) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as fh:
-        return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= max_epoch]
-
-
-def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=_HISTORY_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row[k] for k in _HISTORY_FIELDS})
-    os.replace(tmp, path)
+__all__ = ["train"]
 
 
 def _prefetch(iterator: Any, size: int) -> Any:
@@ -261,7 +84,6 @@ def _prefetch(iterator: Any, size: int) -> Any:
         stop.set()
 
 
-# ---------------------------------------------------------------------------------------------------- training
 def train(
     config: ModelConfig,
     *,
@@ -305,7 +127,7 @@ def train(
     config
         Architecture, normalisation and detection settings.
     output_dir
-        Checkpoint folder (layout in the module docstring); created if needed.
+        Checkpoint folder (layout: :mod:`deepspot_sd.models._train_checkpoint`); created if needed.
     steps_per_epoch
         Optimiser steps per epoch.
     epochs
@@ -441,7 +263,7 @@ def train(
                     "resume with that value."
                 )
         state = json.loads(state_path.read_text())
-        model.load_weights(str(out / "last.weights.h5"))
+        _load_weights(model, out / "last.weights.h5")
         _load_optimizer(optimizer, out / "last_optimizer.npz")
         optimizer.learning_rate = float(learning_rate)  # the stored state holds the old rate: this call's rate wins
         logger.info(
@@ -455,11 +277,7 @@ def train(
         config.to_json(out / "config.json")
         _atomic_json(out / "train_args.json", train_args)
         if init_weights is not None:
-            with warnings.catch_warnings():
-                # a model's weights file (e.g. a shipped model) holds no optimizer state: Keras warns that it skips
-                # the optimizer's variables, which is what starting a fresh optimizer from given weights means
-                warnings.filterwarnings("ignore", "Skipping variable loading for optimizer", UserWarning)
-                model.load_weights(str(_weights_path(init_weights)))
+            _load_weights(model, _weights_path(init_weights))  # a fresh optimizer from given weights
             logger.info("Initialised weights from %s.", init_weights)
 
     if isinstance(validation_images, int):
@@ -581,83 +399,3 @@ def train(
         if pool is not None:
             pool.close()
     return pd.DataFrame(history, columns=_HISTORY_FIELDS).astype({"epoch": int, "steps": int})
-
-
-def _weights_path(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        candidates = sorted(p.glob("*.weights.h5"))
-        preferred = [c for c in candidates if c.name == "best.weights.h5"]
-        if preferred:
-            return preferred[0]
-        if len(candidates) != 1:
-            raise ValueError(f"Expected exactly one *.weights.h5 file in {p}, found {[c.name for c in candidates]}.")
-        return candidates[0]
-    if not p.exists():
-        raise FileNotFoundError(f"Weights file {p} does not exist.")
-    return p
-
-
-def export_model(
-    checkpoint_dir: str | os.PathLike[str],
-    destination: str | os.PathLike[str],
-    *,
-    name: str | None = None,
-    which: str = "best",
-) -> Path:
-    """Write a model folder (``config.json`` + ``<name>.weights.h5``) from a training checkpoint folder.
-
-    Parameters
-    ----------
-    checkpoint_dir
-        The ``output_dir`` of :func:`train`.
-    destination
-        Model folder to create or overwrite, e.g. ``src/deepspot_sd/models/deepspot_v1``.
-    name
-        Model name (file stem of the weights); default: the destination folder's name.
-    which
-        ``"best"`` (best calibrated validation F1, with its threshold) or ``"last"``.
-
-    Returns
-    -------
-    The destination folder, loadable with :func:`deepspot_sd.models.load_model`.
-    """
-    from ._cnn import build_model
-
-    src = Path(checkpoint_dir)
-    dst = Path(destination)
-    name = name or dst.name
-    if which not in ("best", "last"):
-        raise ValueError(f"Parameter which should be 'best' or 'last', got {which!r}.")
-    config_file = src / ("best_config.json" if which == "best" else "config.json")
-    weights = src / f"{which}.weights.h5"
-    if not weights.exists() or not config_file.exists():
-        raise FileNotFoundError(f"No {which} checkpoint in {src}. Please run `dsd.models.train(...)` first.")
-    state = json.loads((src / "state.json").read_text()) if (src / "state.json").exists() else {}
-    config = ModelConfig.from_json(config_file)
-    extra = {**config.extra, "exported_from": str(src), "state": state}
-    if which == "last" and (src / "train_args.json").exists() and (src / "history.csv").exists():
-        # best_config.json carries these records; for the last epoch they come from the run's own files
-        last = _read_history(src / "history.csv", int(state.get("epoch", 0)))[-1]
-        extra["training"] = {
-            **json.loads((src / "train_args.json").read_text()),
-            "epoch": int(last["epoch"]),
-            "steps": int(last["steps"]),
-        }
-        extra["validation"] = {
-            "f1": float(last["val_f1"]),
-            "precision": float(last["val_precision"]),
-            "recall": float(last["val_recall"]),
-            "am": float(last["val_am"]),
-            "f1_calibrated": float(last["val_f1_calibrated"]),
-            "threshold_calibrated": float(last["best_threshold"]),
-        }
-    config = config.replace(name=name, extra=extra)
-    dst.mkdir(parents=True, exist_ok=True)
-    # rebuild and save, so the file holds the network weights only (the checkpoint also holds the Adam state)
-    model = build_model(config)
-    model.load_weights(str(weights))
-    config.to_json(dst / "config.json")
-    _save_weights(model, dst / f"{name}.weights.h5")
-    logger.info("Exported the %s checkpoint of %s to %s.", which, src, dst)
-    return dst
