@@ -12,13 +12,22 @@ from ._logging import logger
 from ._store import get_provenance
 
 
-def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int = 0, model: str | None = None) -> str:
+def run_demo(
+    out: str | Path,
+    *,
+    size: int = 2048,
+    chunks: int = 1024,
+    seed: int = 0,
+    model: str | None = None,
+    show_progress_bar: bool = True,
+) -> str:
     """Simulate the wound-healing scene and run the whole pipeline on it from its zarr store.
 
     Steps: simulate → write zarr → reopen → :func:`~deepspot_sd.tl.enhance` → :func:`~deepspot_sd.tl.detect_spots`
     → score against the true spots → :func:`~deepspot_sd.tl.assign_spots` → :func:`~deepspot_sd.tl.sector_enrichment`
     toward the wound → :func:`~deepspot_sd.tl.polarity_index` per group of cells. Every result is written back
-    into the store.
+    into the store, and the QC figure (the image with its spots, a zoomed crop, the brightness histogram with the
+    molecule decision) to ``{out}/qc.png``.
 
     Parameters
     ----------
@@ -32,6 +41,8 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
         Scene seed.
     model
         Model name or folder for :func:`~deepspot_sd.tl.enhance` (default: the shipped model).
+    show_progress_bar
+        Show the progress bar of the enhancement (it advances chunk by chunk).
 
     Returns
     -------
@@ -40,6 +51,7 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
     import spatialdata as sd
 
     from . import metrics, tl
+    from ._cli._qc import qc_figure
     from .datasets import wound_healing
 
     out = Path(out)
@@ -54,10 +66,10 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
     timings["simulate + write"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    tl.enhance(sdata, "smfish", model=model)
+    tl.enhance(sdata, "smfish", model=model, show_progress_bar=show_progress_bar)
     timings["enhance"] = time.perf_counter() - start
     start = time.perf_counter()
-    tl.detect_spots(sdata, "smfish_enhanced", key_added="spots")
+    tl.detect_spots(sdata, "smfish_enhanced", key_added="spots", show_progress_bar=False)
     timings["detect"] = time.perf_counter() - start
 
     found = sdata.points["spots"].compute()
@@ -77,11 +89,18 @@ def run_demo(out: str | Path, *, size: int = 2048, chunks: int = 1024, seed: int
     # each step rewrites the table in the store and in `sdata`: read the final one
     table = sdata.tables["cells_spots"]
 
+    start = time.perf_counter()
+    qc = qc_figure(
+        sdata, "smfish", "spots", out / "qc.png", title=f"wound-healing scene, {size} x {size} px, seed {seed}"
+    )
+    timings["qc figure"] = time.perf_counter() - start
+
     count_error = table.obs["n_spots"].to_numpy() - cell_truth.loc[table.obs["cell_id"].to_numpy(), "n_spots_true"]
     pi = table.uns["polarity_index"]
     logger.info("Timings (s): %s", {k: round(v, 1) for k, v in timings.items()})
     lines = [
         f"scene: {store}",
+        f"QC figure: {qc}",
         f"image: {tuple(sdata.images['smfish'].shape)} {sdata.images['smfish'].dtype}, "
         f"chunks {sdata.images['smfish'].data.chunksize}",
         f"spots: {len(found)} detected, {len(truth)} true; precision {scores.precision:.3f}, "

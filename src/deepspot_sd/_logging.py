@@ -79,10 +79,7 @@ def quiet_third_party(*, tensorflow: bool = True) -> None:
 @contextlib.contextmanager
 def _drop_native_noise() -> Iterator[None]:
     """Capture what native code writes to file descriptor 2 in the block; replay the lines that are not noise."""
-    try:
-        fd = sys.stderr.fileno() if sys.stderr is not None else 2
-    except (AttributeError, OSError, ValueError):  # a stderr without a file descriptor (some notebook kernels)
-        fd = 2
+    fd = 2  # what native code writes to, whatever Python's sys.stderr is now
     with tempfile.TemporaryFile() as capture:
         try:
             saved = os.dup(fd)
