@@ -218,7 +218,28 @@ def _subpackages() -> list[str]:
     return [name for name in deepspot_sd.__all__ if isinstance(getattr(deepspot_sd, name, None), types.ModuleType)]
 
 
+_CLI_HELP = re.compile(r"^<!-- cli-help: ?(?P<command>[\w-]*) -->$", flags=re.MULTILINE)
+
+
+def _cli_help(app, docname, source):
+    """Replace each ``<!-- cli-help: SUBCOMMAND -->`` line of cli.md by that subcommand's ``--help`` (never stale)."""
+    if docname != "cli":
+        return
+    from deepspot_sd._cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+
+    def render(match):
+        command = match["command"]
+        text = (subparsers[command] if command else parser).format_help()
+        return f"```text\n$ deepspot-sd {command + ' ' if command else ''}--help\n{text}```"
+
+    source[0] = _CLI_HELP.sub(render, source[0])
+
+
 def setup(app):
     app.connect("source-read", _drop_empty_tutorials)
+    app.connect("source-read", _cli_help)
     app.connect("autodoc-process-docstring", _data_docstring)
     app.connect("missing-reference", _resolve_short_reference)

@@ -12,10 +12,15 @@ import spatialdata as sd
 
 @pytest.mark.slow
 def test_demo_command_line(tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # a clean shell: nothing set
+    env |= {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}
     cmd = [sys.executable, "-m", "deepspot_sd", "demo", "--size", "512", "--chunks", "256", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # quiet by default: no start-up lines of TensorFlow, absl, CUDA or ome_zarr in what the user sees
+    noise = re.compile(r"tensorflow|absl|cuda|cuInit|oneDNN|ome_zarr|^[IWEF]\d{4} ", flags=re.IGNORECASE | re.MULTILINE)
+    assert not noise.search(proc.stderr + proc.stdout), (proc.stderr + proc.stdout)[-3000:]
+    assert (tmp_path / "qc.png").is_file()
     out = proc.stdout
     store = tmp_path / "wound_healing.zarr"
     assert f"scene: {store}" in out

@@ -434,7 +434,10 @@ def process_image(path: Path, name: str, out: Path, args: argparse.Namespace, *,
                 df.to_parquet(tmp / "spots.parquet", index=False)
             if not args.no_qc:
                 qc_figure(sdata, IMAGE_KEY, POINTS_KEY, tmp / "qc.png", title=f"{name} ({path.name})")
-        messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+        noise = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)  # libraries' own, not the image's
+        messages = list(
+            dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, noise))
+        )
         for message in messages:  # warnings always show, with the image they concern
             logger.warning("%s: %s", name, message)
         decisions = get_provenance(sdata, POINTS_KEY, sdata.points[POINTS_KEY]).get("molecule_decision", {})
