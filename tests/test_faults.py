@@ -124,7 +124,8 @@ def _content(path, key):
         return (
             element.obs.sort_index().to_string()
             + repr(np.asarray(element.X).tolist())
-            + repr({k: np.asarray(v).round(9).tolist() for k, v in element.obsm.items()})
+            # sorted: the order of obsm keys read back follows the file system's listing, not the content
+            + repr({k: np.asarray(element.obsm[k]).round(9).tolist() for k in sorted(element.obsm)})
         )
     if hasattr(element, "compute") and hasattr(element, "columns"):  # points
         df = element.compute().sort_values(["y", "x"]).reset_index(drop=True)
